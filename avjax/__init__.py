@@ -1,0 +1,1 @@
+"""avjax: self-supervised audio-visual learning in JAX/Flax."""

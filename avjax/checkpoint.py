@@ -1,0 +1,121 @@
+"""Orbax checkpoints of train state and data position; export and load of encoders.
+
+A run's checkpoints live in `WORKDIR/checkpoints/STEP/{state,data}`: the train
+state and the Grain iterator state, saved together so that a restart resumes
+at the exact data position.
+"""
+
+import json
+import os
+
+import grain
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+CHECKPOINT_DIR = 'checkpoints'
+CONFIG_FILE = 'config.json'
+
+
+def make_manager(workdir, keep=2, async_save=True):
+  """A CheckpointManager over WORKDIR/checkpoints keeping the last `keep` steps."""
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR), options=options,
+      item_handlers={'state': ocp.StandardCheckpointHandler(),
+                     'data': grain.checkpoint.CheckpointHandler()})
+
+
+def save(manager, step, state, data_iterator):
+  """Starts an (asynchronous) save of the state and the data position."""
+  manager.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      data=grain.checkpoint.CheckpointSave(data_iterator)), force=True)
+
+
+def restore(manager, abstract_state, data_iterator):
+  """Restores the latest state (sharded as `abstract_state`) and the data position."""
+  step = manager.latest_step()
+  check_compatible(manager, step, abstract_state)
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state),
+      data=grain.checkpoint.CheckpointRestore(data_iterator)))
+  return restored['state']
+
+
+def _shapes(tree):
+  flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in flat}
+
+
+def check_compatible(manager, step, abstract_state):
+  """Raises a clear error when the checkpoint at `step` has other parameters."""
+  saved = _shapes(manager.item_metadata(step)['state']['params'])
+  expected = _shapes(abstract_state.params)
+  if saved != expected:
+    diff = sorted(set(saved.items()) ^ set(expected.items()))[:3]
+    raise ValueError(
+        f'{manager.directory} holds a checkpoint (step {step}) of a different model '
+        f'than this config builds; first differences (name, shape): {diff}. '
+        'Use a new --workdir, or the config that wrote it.')
+
+
+def restore_params(workdir):
+  """The parameters of the latest checkpoint in another run's `workdir`, as numpy."""
+  manager = make_manager(workdir, async_save=False)
+  step = manager.latest_step()
+  if step is None:
+    raise FileNotFoundError(f'no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}')
+  state_dir = os.path.join(manager.directory, str(step), 'state')
+  state = ocp.StandardCheckpointer().restore(state_dir)
+  return jax.device_get(state['params'])
+
+
+def save_config(config, workdir):
+  with open(os.path.join(workdir, CONFIG_FILE), 'w') as f:
+    f.write(config.to_json_best_effort(indent=2))
+
+
+def load_config(directory):
+  path = os.path.join(directory, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'no {CONFIG_FILE} in {directory}: not an avjax workdir or export')
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def export_encoders(workdir, out_dir):
+  """Writes each of the task's encoders as OUT/NAME/{params,config.json}."""
+  from avjax import tasks  # Imported here: tasks import models, which are heavy.
+  config = load_config(workdir)
+  task = tasks.TASKS[config.task](config)
+  params = restore_params(workdir)
+  names = []
+  for name, (_, input_key) in task.encoders().items():
+    path = os.path.abspath(os.path.join(out_dir, name))
+    os.makedirs(path, exist_ok=True)
+    ocp.StandardCheckpointer().save(os.path.join(path, 'params'), params[name], force=True)
+    export_config = ml_collections.ConfigDict(config.to_dict())
+    export_config.export = dict(name=name, input_key=input_key)
+    save_config(export_config, path)
+    names.append(name)
+  return names
+
+
+def load_encoder(directory, name='audio_encoder'):
+  """Loads an exported encoder: returns `(apply, params)`.
+
+  `apply(params, inputs) -> (features, aux)` is pure; `inputs` is the task's
+  preprocessed feature named in the export's config (`config.export.input_key`).
+  """
+  from avjax import tasks
+  path = os.path.abspath(os.path.join(directory, name))
+  config = load_config(path)
+  module, _ = tasks.TASKS[config.task](config).encoders()[name]
+  params = ocp.StandardCheckpointer().restore(os.path.join(path, 'params'))
+
+  def apply(params, inputs):
+    return module.apply({'params': params}, inputs)
+
+  return apply, params

@@ -1,0 +1,95 @@
+"""Grain input pipelines over TFDS data sources.
+
+  source = load_source(config.data, 'train')       # prepares avsynth on first use
+  ds = train_dataset(source, task.preprocess, per_host_batch, seed=0)
+  it = make_iterator(ds, num_workers=2)            # checkpointable with grain.checkpoint
+
+Each host reads its own slice of the records (`jax.process_index()` of
+`jax.process_count()`), shuffles it with a seed (a new order each epoch), runs
+the task's `preprocess(example, rng)` and batches. Same seed, same batches,
+with or without worker processes.
+"""
+
+import os
+import tempfile
+
+import grain
+from absl import flags
+import tensorflow_datasets as tfds
+
+from avjax.data import builders  # noqa: F401  (registers avjax's TFDS builders)
+
+AVJAX_DATASETS = ('avsynth',)
+
+
+def load_source(data_config, split):
+  """Returns the array_record data source of `split`, preparing it if needed.
+
+  Args:
+    data_config: `config.data`, with `name` (a TFDS builder), `config` (its
+      builder config) and `data_dir` ('' for TFDS's default).
+    split: a split name such as 'train' or a TFDS slice such as 'train[:10%]'.
+  """
+  builder = _builder(data_config)
+  if not builder.is_prepared():
+    _check_writable(builder.data_dir)
+    builder.download_and_prepare(file_format='array_record')
+  base_split = split.split('[')[0]
+  if base_split not in builder.info.splits:
+    raise ValueError(f'dataset {builder.info.full_name} has no split {base_split!r}; '
+                     f'its splits are {sorted(builder.info.splits)}')
+  return builder.as_data_source(split=split)
+
+
+def _builder(data_config):
+  name = f'{data_config.name}/{data_config.config}' if data_config.config else data_config.name
+  try:
+    return tfds.builder(name, data_dir=data_config.data_dir or None, file_format='array_record')
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise ValueError(f'unknown dataset {data_config.name!r}; avjax datasets are '
+                     f'{AVJAX_DATASETS}') from e
+  except ValueError as e:
+    if 'BuilderConfig' in str(e):
+      raise ValueError(f'dataset {data_config.name!r} has no config {data_config.config!r}: '
+                       f'{e}') from e
+    raise
+
+
+def _check_writable(data_dir):
+  """Raises a clear error if nothing can be written under `data_dir`; creates nothing."""
+  path = os.path.abspath(os.fspath(data_dir))
+  while not os.path.exists(path):
+    path = os.path.dirname(path)
+  try:
+    tempfile.TemporaryFile(dir=path).close()
+  except OSError as e:
+    raise PermissionError(f'cannot prepare the dataset: data directory {data_dir} is not '
+                          f'writable ({path}: {e.strerror}); set --config.data.data_dir') from e
+
+
+def _host_slice(source, process_index, process_count):
+  return grain.MapDataset.source(source)[process_index::process_count]
+
+
+def train_dataset(source, preprocess, batch_size, seed, process_index=0, process_count=1):
+  """An endless, per-epoch reshuffled, preprocessed and batched MapDataset."""
+  ds = _host_slice(source, process_index, process_count).seed(seed)
+  ds = ds.shuffle().repeat().random_map(preprocess)
+  return ds.batch(batch_size, drop_remainder=True)
+
+
+def eval_dataset(source, preprocess, batch_size, seed, process_index=0, process_count=1):
+  """The split in record order, preprocessed with a fixed seed, batched."""
+  ds = _host_slice(source, process_index, process_count).seed(seed)
+  return ds.random_map(preprocess).batch(batch_size, drop_remainder=True)
+
+
+def make_iterator(ds, num_workers=0, prefetch_buffer=4):
+  """A checkpointable iterator, with `num_workers` worker processes if > 0."""
+  it = ds.to_iter_dataset(grain.ReadOptions(
+      num_threads=prefetch_buffer, prefetch_buffer_size=prefetch_buffer))
+  if num_workers > 0:
+    if not flags.FLAGS.is_parsed():  # Grain's workers read absl flags (pytest, notebooks).
+      flags.FLAGS.mark_as_parsed()
+    it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+  return iter(it)

@@ -1,0 +1,47 @@
+r"""Trains a task from an ml_collections config.
+
+  python -m avjax.main --config=configs/recon.py --workdir=/tmp/recon
+  python -m avjax.main --config=configs/recon.py:tiny --workdir=/tmp/t \
+      --config.total_steps=20
+"""
+
+import logging as std_logging
+import sys
+
+import jax
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from avjax import parallel
+from avjax import train
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a configs/*.py file.',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and metrics.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def _quiet_orbax(record):
+  """Keeps orbax's per-save INFO lines out of the log; its warnings stay."""
+  return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  logging.get_absl_handler().addFilter(_quiet_orbax)
+  parallel.maybe_initialize_distributed()
+  jax.config.update('jax_threefry_partitionable', True)
+  logging.info('process %d of %d; devices: %s', jax.process_index(), jax.process_count(),
+               jax.devices())
+  try:
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except (ValueError, OSError, FloatingPointError) as e:
+    logging.info('traceback of the error below', exc_info=True)
+    sys.exit(f'avjax: error: {e}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,1 @@
+"""Flax linen modules. Nothing here imports from `avjax.tasks` or `avjax.data`."""

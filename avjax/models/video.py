@@ -1,0 +1,97 @@
+"""Identity encoder, frame decoder and the recon generator that composes them.
+
+After Vougioukas et al.'s speech-driven facial animation: a still frame is
+encoded with U-Net skips, and every output frame is decoded from the identity
+code, that frame's audio feature and a noise vector.
+"""
+
+import dataclasses
+import functools
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from avjax.models import audio
+from avjax.models import layers
+
+
+class IdentityEncoder(nn.Module):
+  """Stride-2 convs on the still frame [B, H, W, C].
+
+  Returns `(bottleneck, skips)`: the last feature map [B, H/2^L, W/2^L, F_L]
+  and the skips for the decoder, finest first: the input image itself, then
+  every feature map but the last. H, W must be divisible by 2^L, L = len(features).
+  """
+  features: Sequence[int] = (16, 32, 64, 128)
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x):
+    skips = [x]
+    for i, f in enumerate(self.features):
+      x = layers.ConvBlock(f, (4, 4), (2, 2), dtype=self.dtype, name=f'down{i}')(x)
+      skips.append(x)
+    return skips[-1], skips[:-1]
+
+
+class FrameDecoder(nn.Module):
+  """Decodes one frame per conditioning vector, with U-Net skips.
+
+  `__call__(bottleneck [B, h, w, F], skips, cond [B, T, D])`, with `skips` as
+  `IdentityEncoder` returns them and `cond` the per-frame audio feature and
+  noise. A per-clip conv of the bottleneck plus a per-frame projection of
+  `cond` gives the [h, w] start map; each level then upsamples 2x by a sub-pixel
+  conv and adds a conv of its skip. The skip and bottleneck convs run once per
+  clip and are broadcast over frames (the same as concatenating the skip to
+  every frame before one conv, but T times cheaper), which matters on a CPU.
+  Returns [B, T, H, W, out_channels] in [-1, 1].
+  """
+  features: Sequence[int] = (64, 64, 32, 16)  # Widths from h up to H/2, coarsest first.
+  out_channels: int = 3
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, bottleneck, skips, cond):
+    if len(self.features) != len(skips):
+      raise ValueError(f'{len(self.features)} decoder widths for {len(skips)} skips')
+    conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding='SAME', dtype=self.dtype)
+    b, t, _ = cond.shape
+    _, h, w, _ = bottleneck.shape
+    f = self.features[0]
+    frame = nn.Dense(h * w * f, dtype=self.dtype, name='project')(cond)
+    x = conv(f, name='bottleneck')(bottleneck)[:, None] + frame.reshape(b, t, h, w, f)
+    x = layers.NormAct(dtype=self.dtype, name='norm_bottleneck')(x)
+    widths = tuple(self.features[1:]) + (self.out_channels,)
+    for i, (f, skip) in enumerate(zip(widths, skips[::-1])):
+      x = layers.depth_to_space(conv(4 * f, name=f'up{i}')(x))
+      x = x + conv(f, name=f'skip{i}')(skip)[:, None]
+      if i < len(widths) - 1:
+        x = layers.NormAct(dtype=self.dtype, name=f'norm{i}')(x)
+    return jnp.tanh(x)
+
+
+class Recon(nn.Module):
+  """Still frame [B, H, W, 3] + audio windows [B, T, W] + noise [B, T, N] -> video.
+
+  Children `identity_encoder`, `audio_encoder` and `frame_decoder` sit at the
+  top of the parameter tree, so `params['audio_encoder']` is the exportable
+  audio encoder. The dict fields are keyword arguments of those modules.
+  Returns `(video [B, T, H, W, 3] in [-1, 1], aux)`; aux holds the audio
+  encoder's intermediates.
+  """
+  audio: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  identity: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  decoder: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, still, audio_windows, noise):
+    speech, aux = audio.AudioEncoder(**self.audio, dtype=self.dtype,
+                                     name='audio_encoder')(audio_windows)
+    bottleneck, skips = IdentityEncoder(**self.identity, dtype=self.dtype,
+                                        name='identity_encoder')(still)
+    cond = jnp.concatenate([speech, noise.astype(speech.dtype)], -1)
+    video = FrameDecoder(**self.decoder, dtype=self.dtype, name='frame_decoder')(
+        bottleneck, skips, cond)
+    return video, aux

@@ -1,0 +1,81 @@
+"""Device mesh, shardings, multi-host start-up and per-host batches.
+
+The mesh has two axes: `data` (batch split, parameters replicated) and `fsdp`
+(batch split too, and each parameter's largest divisible dimension split).
+"""
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+BATCH_AXES = ('data', 'fsdp')
+_COORDINATOR_ENV = ('JAX_COORDINATOR_ADDRESS', 'COORDINATOR_ADDRESS', 'SLURM_JOB_ID',
+                    'TPU_WORKER_HOSTNAMES', 'OMPI_COMM_WORLD_SIZE')
+
+
+def maybe_initialize_distributed():
+  """Calls `jax.distributed.initialize()` when the environment names a cluster."""
+  if any(os.environ.get(k) for k in _COORDINATOR_ENV):
+    jax.distributed.initialize()
+
+
+def make_mesh(mesh_config, devices=None):
+  """A ('data', 'fsdp') mesh; `data=-1` takes every device `fsdp` leaves."""
+  devices = jax.devices() if devices is None else devices
+  fsdp = mesh_config.fsdp
+  data = mesh_config.data if mesh_config.data > 0 else len(devices) // fsdp
+  if data * fsdp != len(devices):
+    raise ValueError(f'mesh data={mesh_config.data} x fsdp={fsdp} does not fit '
+                     f'{len(devices)} devices')
+  return jax.sharding.Mesh(np.asarray(devices).reshape(data, fsdp), BATCH_AXES)
+
+
+def batch_sharding(mesh):
+  """Leading (batch) dimension split over every device."""
+  return NamedSharding(mesh, P(BATCH_AXES))
+
+
+def replicated(mesh):
+  return NamedSharding(mesh, P())
+
+
+def fsdp_spec(shape, fsdp_size, min_size=2**10):
+  """Splits the largest dimension divisible by `fsdp_size`; small arrays stay whole."""
+  if fsdp_size == 1 or int(np.prod(shape)) < min_size:
+    return P()
+  for dim in sorted(range(len(shape)), key=lambda d: -shape[d]):
+    if shape[dim] % fsdp_size == 0:
+      spec = [None] * len(shape)
+      spec[dim] = 'fsdp'
+      return P(*spec)
+  return P()
+
+
+def state_shardings(mesh, abstract_state):
+  """Shardings for a pytree of ShapeDtypeStructs (parameters, optimizer state)."""
+  fsdp_size = mesh.shape['fsdp']
+  return jax.tree.map(
+      lambda x: NamedSharding(mesh, fsdp_spec(x.shape, fsdp_size)), abstract_state)
+
+
+def per_host_batch_size(global_batch_size):
+  count = jax.process_count()
+  if global_batch_size % count:
+    raise ValueError(f'batch_size {global_batch_size} is not divisible by the '
+                     f'{count} hosts')
+  return global_batch_size // count
+
+
+def check_batch_size(global_batch_size, mesh):
+  if global_batch_size % mesh.size:
+    raise ValueError(f'batch_size {global_batch_size} is not divisible by the '
+                     f'{mesh.size} devices of the mesh')
+
+
+def to_global(batch, mesh):
+  """Assembles each host's numpy batch into global arrays split on the batch axes."""
+  sharding = batch_sharding(mesh)
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)

@@ -1,0 +1,23 @@
+"""Training objectives. One module per task; `TASKS` maps config names to them.
+
+A task is an object built from the whole config, `Task(config)`, with:
+
+* `init(rng, batch) -> params`: the model's parameters (a pytree, no mutable
+  collections), created from one preprocessed batch.
+* `preprocess(example, rng) -> features`: numpy, runs in Grain workers on one
+  decoded example (a dict of numpy arrays) with a `np.random.Generator`.
+* `loss(params, batch, rng) -> (loss, metrics)`: pure and jit-able; `metrics`
+  is a dict of scalars averaged over the batch.
+* `evaluate(params, batch) -> metrics`: pure and jit-able, deterministic, on a
+  validation batch; scalars averaged over the batch.
+* `visualize(params, batch) -> np.ndarray | None`: host-side, a uint8 RGB
+  image [H, W, 3] summarising a validation batch (or None).
+* `encoders() -> dict[name, (flax module, input feature key)]`: the encoders
+  that `avjax.export` writes, e.g. {"audio_encoder": (module, "audio")}.
+"""
+
+from avjax.tasks import recon
+
+TASKS = {
+    'recon': recon.Recon,
+}

@@ -1,0 +1,62 @@
+r"""recon: reconstruct a talking face from one still frame and the audio.
+
+  python -m avjax.main --config=configs/recon.py --workdir=/tmp/recon
+  python -m avjax.main --config=configs/recon.py:tiny --workdir=/tmp/recon_tiny
+  python -m avjax.main --config=configs/recon.py:paper --workdir=gs://bucket/recon
+"""
+
+import ml_collections
+
+from avjax import config_lib
+
+
+def get_config(arg=None):
+  arg = config_lib.parse_arg(arg, tiny=False, paper=False)
+  config = config_lib.trainer_defaults()
+  config.task = 'recon'
+  config.data.config = 'heads'
+
+  # ---- model and task blocks (owned by avjax/tasks/recon.py) ----
+  config.recon = ml_collections.ConfigDict(dict(
+      num_frames=10,        # Frames per training example, cropped at random.
+      mouth_weight=5.0,     # Extra L1 weight inside the mouth box.
+      audio_context=160,    # Extra samples each side of a frame's 640 (10 ms).
+  ))
+  config.model = ml_collections.ConfigDict(dict(
+      audio=dict(           # avjax.models.audio.AudioEncoder
+          conv_features=(32, 64, 128, 128),
+          kernels=(80, 4, 4, 4),      # 5 ms first kernel at 16 kHz.
+          strides=(16, 2, 2, 2),      # 1 ms first stride.
+          gru_features=128,
+          bidirectional=True),
+      identity=dict(features=(16, 32, 64, 128)),   # H / 16 bottleneck.
+      decoder=dict(features=(64, 32, 16, 8)),  # Widths from H / 16 up to H / 2.
+      noise_dim=10,
+  ))
+  # ---- end of model and task blocks ----
+
+  if arg.paper:
+    config.batch_size = 256
+    config.total_steps = 100_000
+    # Published scale (assumed: Vougioukas-sized generator, LRW's 29 frames).
+    # Five levels: a 4x4 bottleneck at 128x128, 2x2 at the default 64x64.
+    config.recon.num_frames = 29
+    config.model.audio.update(conv_features=(64, 128, 256, 512), gru_features=256)
+    config.model.identity.features = (64, 128, 256, 512, 512)
+    config.model.decoder.features = (512, 256, 128, 64, 32)
+  if arg.tiny:
+    config.data.config = 'heads_tiny'
+    config.batch_size = 8
+    config.total_steps = 6
+    config.log_every = 2
+    config.eval_every = 3
+    config.eval_batches = 1
+    config.checkpoint_every = 3
+    config.data.num_workers = 0
+    config.recon.num_frames = 5
+    config.model.audio.update(conv_features=(16, 32, 32), kernels=(80, 4, 4),
+                              strides=(16, 2, 2), gru_features=32)
+    config.model.identity.features = (8, 16, 32)  # 32x32 frames -> 4x4.
+    config.model.decoder.features = (32, 16, 8)
+    config.model.noise_dim = 4
+  return config

@@ -1,0 +1,33 @@
+"""avjax: self-supervised audio-visual learning in JAX/Flax."""
+
+import setuptools
+
+setuptools.setup(
+    name='avjax',
+    version='0.1.0',
+    description='Self-supervised audio-visual learning (recon, disentangle, sync) in JAX/Flax.',
+    packages=setuptools.find_packages(include=['avjax', 'avjax.*']),
+    python_requires='>=3.10',
+    install_requires=[
+        'absl-py',
+        'array-record',
+        'flax>=0.10',
+        'grain>=0.2.10',
+        'imageio',
+        'imageio-ffmpeg',
+        'importlib_resources',  # tensorflow-datasets needs it to prepare, undeclared.
+        'jax>=0.5',
+        'matplotlib',
+        'ml-collections',
+        'numpy',
+        'optax',
+        'orbax-checkpoint',
+        'soundfile',
+        'tensorboardX',
+        'tensorflow-datasets>=4.9.7',
+        'tqdm',
+    ],
+    extras_require={
+        'test': ['pytest', 'pytest-xdist', 'scikit-learn', 'scipy'],
+    },
+)

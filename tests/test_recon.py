@@ -1,0 +1,188 @@
+"""Tests for the recon task, its models and its config presets."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from avjax.tasks import recon
+from configs import recon as recon_config
+
+SPF = 640  # Audio samples per video frame: 16 kHz at 25 fps.
+
+
+def fake_example(rng, num_frames=25, size=32):
+  """A talking head: a dark mouth box whose height follows the audio's loudness."""
+  envelope = rng.uniform(0.1, 1.0, num_frames)
+  t = np.arange(num_frames * SPF) / 16000
+  audio = np.repeat(envelope, SPF) * np.sin(2 * np.pi * 220 * t) * 0.5
+  video = np.full((num_frames, size, size, 3), 180, np.uint8)
+  video[..., 2] = 120
+  boxes = np.zeros((num_frames, 4), np.int32)
+  for i, e in enumerate(envelope):
+    x0 = size // 3 + (i % 3)  # The head sways a little.
+    y0 = size // 2
+    boxes[i] = (y0, x0, y0 + 1 + int(e * size / 5), x0 + size // 3)
+    video[i, boxes[i, 0]:boxes[i, 2], boxes[i, 1]:boxes[i, 3]] = 40
+  return dict(audio=(audio * 32767).astype(np.int16), video=video, mouth_box=boxes,
+              mouth_open=envelope.astype(np.float32), speaker=np.int64(0))
+
+
+def key(seed):
+  """A PRNG key; 'rbg' compiles far faster than threefry on a CPU (5 s vs 30 s for init)."""
+  return jax.random.key(seed, impl='rbg')
+
+
+def make_batch(task, num_examples, seed=0):
+  rng = np.random.default_rng(seed)
+  examples = [task.preprocess(fake_example(rng), rng) for _ in range(num_examples)]
+  return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+
+
+@pytest.fixture(scope='module')
+def config():
+  return recon_config.get_config('tiny')
+
+
+@pytest.fixture(scope='module')
+def task(config):
+  return recon.Recon(config)
+
+
+@pytest.fixture(scope='module')
+def batch(task):
+  return make_batch(task, 4)
+
+
+@pytest.fixture(scope='module')
+def params(task, batch):
+  return jax.jit(task.init)(key(0), batch)
+
+
+@pytest.mark.parametrize('arg', [None, 'tiny', 'paper'])
+def test_config_presets_build_a_task(arg):
+  task = recon.Recon(recon_config.get_config(arg))
+  assert set(task.encoders()) == {'audio_encoder'}
+
+
+def test_preprocess_shapes(task, config, batch):
+  t, ctx = config.recon.num_frames, config.recon.audio_context
+  example = task.preprocess(fake_example(np.random.default_rng(1)), np.random.default_rng(2))
+  assert example['still'].shape == (32, 32, 3)
+  assert example['video'].shape == (t, 32, 32, 3)
+  assert example['audio'].shape == (t, SPF + 2 * ctx)
+  assert example['mouth_mask'].shape == (t, 32, 32, 1)
+  for value in example.values():
+    assert value.dtype == np.float32
+  for key in ('still', 'video'):
+    assert -1 <= example[key].min() and example[key].max() <= 1
+
+
+def test_preprocess_aligns_audio_frames_and_mouth_boxes(task, config):
+  """Audio, pixels and mouth box all encode the frame index; the crop must keep them together."""
+  num_frames, ctx = 25, config.recon.audio_context
+  index = np.arange(num_frames)
+  boxes = np.stack([index, index + 2, index + 4, index + 3], 1).astype(np.int32)  # 4x1 boxes.
+  example = dict(
+      audio=np.repeat((index + 1) * 100, SPF).astype(np.int16),
+      video=np.repeat(index * 8, 40 * 40 * 3).astype(np.uint8).reshape(num_frames, 40, 40, 3),
+      mouth_box=boxes)
+  rng = np.random.default_rng(0)
+  starts = set()
+  for _ in range(10):
+    out = task.preprocess(example, rng)
+    frames = np.round((out['video'][:, 0, 0, 0] + 1) * 127.5 / 8).astype(int)
+    starts.add(frames[0])
+    np.testing.assert_array_equal(frames, frames[0] + np.arange(config.recon.num_frames))
+    for i, f in enumerate(frames):
+      audio = np.round(out['audio'][i] * 32768 / 100).astype(int) - 1
+      np.testing.assert_array_equal(audio[ctx:ctx + SPF], f)  # Its own frame's samples,
+      np.testing.assert_array_equal(audio[:ctx], f - 1 if f > 0 else -1)  # the previous (or 0),
+      np.testing.assert_array_equal(audio[-ctx:], f + 1 if f < num_frames - 1 else -1)  # the next.
+      mask = out['mouth_mask'][i, ..., 0]
+      expected = np.zeros((40, 40))
+      expected[f:f + 4, f + 2:f + 3] = 1
+      np.testing.assert_array_equal(mask, expected)
+  assert len(starts) > 1  # The crop is random.
+
+
+def test_box_mask_matches_box():
+  mask = recon.box_mask(np.array([[2, 3, 5, 9]]), 12, 10)
+  assert mask.shape == (1, 12, 10, 1)
+  assert mask.sum() == 3 * 6
+  assert mask[0, 2, 3, 0] == 1 and mask[0, 4, 8, 0] == 1
+  assert mask[0, 5, 8, 0] == 0 and mask[0, 4, 9, 0] == 0 and mask[0, 1, 3, 0] == 0
+
+
+def test_init_loss_evaluate_visualize(task, config, batch, params):
+  assert 'audio_encoder' in params
+  loss, metrics = jax.jit(task.loss)(params, batch, key(1))
+  assert set(metrics) == {'loss', 'l1', 'mouth_l1'}
+  assert loss.shape == () and np.isfinite(loss)
+  assert 0 < metrics['l1'] <= 2 and 0 < metrics['mouth_l1'] <= 2
+  evaluated = jax.jit(task.evaluate)(params, batch)
+  assert set(evaluated) == {f'{p}{m}' for p in ('', 'still_', 'shuffled_audio_')
+                            for m in ('l1', 'mouth_l1')}
+  assert all(np.isfinite(v) for v in evaluated.values())
+  # Deterministic (zero noise), and the still baseline is computed from the batch.
+  np.testing.assert_allclose(jax.jit(task.evaluate)(params, batch)['l1'], evaluated['l1'])
+  np.testing.assert_allclose(
+      evaluated['still_l1'], np.abs(batch['video'] - batch['still'][:, None]).mean(), rtol=1e-5)
+  image = task.visualize(params, batch)
+  t = config.recon.num_frames
+  assert image.dtype == np.uint8 and image.shape == (4 * 2 * 32, t * 32, 3)
+  np.testing.assert_array_equal(image[:32, :32], recon.to_uint8(batch['video'][0, 0]))
+
+
+def test_weighted_loss_is_a_weighted_mean():
+  pred = jnp.zeros((1, 1, 2, 2, 3))
+  target = jnp.ones((1, 1, 2, 2, 3)).at[:, :, 0, 0].set(3.0)  # Error 3 in the mouth, 1 elsewhere.
+  mask = jnp.zeros((1, 1, 2, 2, 1)).at[:, :, 0, 0].set(1.0)
+  loss, metrics = recon.l1_metrics(pred, target, mask, mouth_weight=5.0)
+  np.testing.assert_allclose(loss, (6 * 3 + 3 * 1) / (6 + 3))
+  np.testing.assert_allclose(metrics['mouth_l1'], 3.0)
+  np.testing.assert_allclose(metrics['l1'], 1.5)
+
+
+def test_loss_falls_with_adam(task, batch, params):
+  optimizer = optax.adam(3e-3)
+
+  @jax.jit
+  def step(params, opt_state, rng):
+    (loss, _), grads = jax.value_and_grad(task.loss, has_aux=True)(params, batch, rng)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  opt_state = optimizer.init(params)
+  losses = []
+  for i in range(40):
+    params, opt_state, loss = step(params, opt_state, key(i))
+    losses.append(float(loss))
+  assert np.all(np.isfinite(losses))
+  assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5]), losses
+
+
+def test_exported_audio_encoder_matches_the_full_model(task, batch, params):
+  module, key = task.encoders()['audio_encoder']
+  assert key == 'audio'
+  alone, alone_aux = jax.jit(module.apply)({'params': params['audio_encoder']}, batch[key])
+  noise = jnp.zeros(batch['audio'].shape[:2] + (task.noise_dim,))
+  _, aux = jax.jit(task.model.apply)({'params': params}, batch['still'], batch['audio'], noise)
+  assert alone.shape[:2] == batch['audio'].shape[:2]
+  np.testing.assert_allclose(alone, aux['features'], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(alone_aux['frames'], aux['frames'], rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_loss(batch, params):
+  config = recon_config.get_config('tiny')
+  config.dtype = 'bfloat16'
+  task = recon.Recon(config)
+  shapes = jax.eval_shape(task.init, key(0), batch)
+  assert jax.tree.map(lambda x: x.shape, shapes) == jax.tree.map(lambda x: x.shape, params)
+  assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
+  loss, _ = jax.jit(task.loss)(params, batch, key(1))
+  assert loss.dtype == jnp.float32 and np.isfinite(loss)
+  features, _ = jax.eval_shape(task.encoders()['audio_encoder'][0].apply,
+                               {'params': params['audio_encoder']}, batch['audio'])
+  assert features.dtype == jnp.bfloat16

@@ -1,0 +1,180 @@
+"""The trainer end to end on the recon tiny preset: resume, sharding, errors, export."""
+
+import importlib.util
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from avjax import checkpoint
+from avjax import tasks
+from avjax import train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / 'configs').glob('*.py'))
+
+
+def load_config(name, arg='tiny'):
+  spec = importlib.util.spec_from_file_location(name, ROOT / 'configs' / f'{name}.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def tiny_config(data_dir, **overrides):
+  config = load_config('recon')
+  config.data.data_dir = data_dir
+  for key, value in overrides.items():
+    *parents, leaf = key.split('.')
+    node = config
+    for parent in parents:
+      node = node[parent]
+    node[leaf] = value
+  return config
+
+
+def run_main(workdir, data_dir, *flags, env=None, wait=True):
+  cmd = [sys.executable, '-m', 'avjax.main', '--config=configs/recon.py:tiny',
+         f'--workdir={workdir}', f'--config.data.data_dir={data_dir}', *flags]
+  proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  if not wait:
+    return proc
+  out, err = proc.communicate(timeout=600)
+  return proc.returncode, out + err
+
+
+def losses(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    rows = [json.loads(line) for line in f]
+  return np.array([r['loss'] for r in rows if 'loss' in r])
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.stem)
+def test_every_config_and_its_tiny_preset_load(path):
+  for arg in (None, 'tiny'):
+    config = load_config(path.stem, arg)
+    assert config.task in tasks.TASKS
+  with pytest.raises(ValueError, match='unknown config argument'):
+    load_config(path.stem, 'tinny')
+
+
+@pytest.fixture(scope='module')
+def reference_run(data_dir, tmp_path_factory):
+  """An uninterrupted 8-step tiny run, checkpointing at steps 4 and 8."""
+  workdir = tmp_path_factory.mktemp('reference')
+  code, log = run_main(workdir, data_dir, '--config.total_steps=8',
+                       '--config.checkpoint_every=4', '--config.log_every=1')
+  assert code == 0, log
+  return workdir
+
+
+def test_run_writes_metrics_samples_and_checkpoints(reference_run):
+  rows = [json.loads(l) for l in open(reference_run / 'metrics.jsonl')]
+  train_rows = [r for r in rows if 'loss' in r]
+  assert [r['step'] for r in train_rows] == list(range(1, 9))
+  for key in ('l2_grads', 'l2_params', 'l2_updates', 'steps_per_sec', 'examples_per_sec'):
+    assert np.isfinite(train_rows[-1][key]), key
+  assert any('val_l1' in r for r in rows)
+  assert list(reference_run.glob('samples_*.png'))
+  assert list((reference_run / 'tensorboard').iterdir())
+  assert sorted(int(p.name) for p in (reference_run / 'checkpoints').iterdir()
+                if p.name.isdigit()) == [4, 8]
+
+
+def test_killed_run_resumes_to_the_same_parameters(reference_run, data_dir, tmp_path):
+  proc = run_main(tmp_path, data_dir, '--config.total_steps=8', '--config.checkpoint_every=4',
+                  wait=False)
+  first = tmp_path / 'checkpoints' / '4'
+  deadline = time.time() + 300
+  while not first.exists() and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert first.exists(), proc.stderr.read()
+  # Had the kill come later than step 4, drop what was written after it.
+  for later in (tmp_path / 'checkpoints').glob('8*'):
+    subprocess.run(['rm', '-rf', str(later)], check=True)
+  code, log = run_main(tmp_path, data_dir, '--config.total_steps=8',
+                       '--config.checkpoint_every=4')
+  assert code == 0, log
+  assert 'resumed from' in log
+  expected = checkpoint.restore_params(reference_run)
+  resumed = checkpoint.restore_params(tmp_path)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               expected, resumed)
+
+
+@pytest.mark.parametrize('mesh', ['data=8', 'fsdp=8', 'data=2,fsdp=4'])
+def test_eight_devices_match_one(mesh, reference_run, data_dir, tmp_path):
+  flags = [f'--config.mesh.{kv}' for kv in mesh.split(',')]
+  if 'data=' not in mesh:
+    flags.append('--config.mesh.data=-1')
+  code, log = run_main(tmp_path, data_dir, '--config.total_steps=4', '--config.log_every=1',
+                       *flags, env={'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
+  assert code == 0, log
+  assert 'over 8 devices' in log
+  np.testing.assert_allclose(losses(tmp_path), losses(reference_run)[:4], rtol=2e-4)
+
+
+def test_fsdp_shards_parameters():
+  from avjax import parallel
+  assert parallel.fsdp_spec((64, 128), 8) == jax.sharding.PartitionSpec(None, 'fsdp')
+  assert parallel.fsdp_spec((3, 5), 8) == jax.sharding.PartitionSpec()
+  assert parallel.fsdp_spec((3, 4096), 8) == jax.sharding.PartitionSpec(None, 'fsdp')
+
+
+def test_nonfinite_loss_stops_naming_the_step(data_dir, tmp_path):
+  config = tiny_config(data_dir, **{'optimizer.learning_rate': float('inf'),
+                                    'optimizer.grad_clip': 0.0, 'optimizer.warmup_steps': 0})
+  with pytest.raises(FloatingPointError, match=r'non-finite .* at step \d'):
+    train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_export_then_load_encoder_gives_identical_features(reference_run, tmp_path):
+  names = checkpoint.export_encoders(str(reference_run), str(tmp_path))
+  assert 'audio_encoder' in names
+  apply, params = checkpoint.load_encoder(str(tmp_path), 'audio_encoder')
+  config = checkpoint.load_config(str(reference_run))
+  module, input_key = tasks.TASKS[config.task](config).encoders()['audio_encoder']
+  trained = checkpoint.restore_params(str(reference_run))['audio_encoder']
+  inputs = np.random.default_rng(0).normal(size=(2, 5, 640)).astype(np.float32) * 0.1
+  if input_key == 'audio':
+    inputs = inputs[..., :_window(config)]
+  expected, _ = module.apply({'params': trained}, inputs)
+  features, _ = apply(params, inputs)
+  np.testing.assert_array_equal(np.asarray(features), np.asarray(expected))
+
+
+def _window(config):
+  return 640 + 2 * config.recon.get('audio_context', 0)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'task': 'nosuch'}, "unknown task 'nosuch'"),
+    ({'data.name': 'nosuch'}, "unknown dataset 'nosuch'"),
+])
+def test_bad_names_are_clear_errors(overrides, message, data_dir, tmp_path):
+  with pytest.raises(ValueError, match=message):
+    train.train_and_evaluate(tiny_config(data_dir, **overrides), str(tmp_path))
+
+
+def test_unwritable_workdir_is_a_clear_error(data_dir, tmp_path):
+  (tmp_path / 'file').write_text('')
+  with pytest.raises(PermissionError, match='cannot be written'):
+    train.train_and_evaluate(tiny_config(data_dir), str(tmp_path / 'file' / 'run'))
+
+
+def test_cli_errors_are_one_line(data_dir, tmp_path):
+  code, log = run_main(tmp_path, data_dir, '--config.nosuch=1')
+  assert code != 0 and 'nosuch' in log and 'Traceback' not in log
+  code, log = run_main(tmp_path, data_dir, '--config.task=nosuch')
+  assert code != 0 and "avjax: error: unknown task 'nosuch'" in log
+  assert 'Traceback' not in log
