@@ -125,6 +125,7 @@ def test_init_loss_evaluate_visualize(task, config, batch, params):
   assert set(evaluated) == {f'{p}{m}' for p in ('', 'still_', 'shuffled_audio_')
                             for m in ('l1', 'mouth_l1')}
   assert all(np.isfinite(v) for v in evaluated.values())
+  assert evaluated['shuffled_audio_l1'] != evaluated['l1']  # The audio reaches the frames.
   # Deterministic (zero noise), and the still baseline is computed from the batch.
   np.testing.assert_allclose(jax.jit(task.evaluate)(params, batch)['l1'], evaluated['l1'])
   np.testing.assert_allclose(
@@ -172,6 +173,15 @@ def test_exported_audio_encoder_matches_the_full_model(task, batch, params):
   assert alone.shape[:2] == batch['audio'].shape[:2]
   np.testing.assert_allclose(alone, aux['features'], rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(alone_aux['frames'], aux['frames'], rtol=1e-5, atol=1e-6)
+
+
+def test_audio_encoder_hears_loudness(task, batch, params):
+  """Per-window normalisation would erase loudness, the main lip cue."""
+  module, key = task.encoders()['audio_encoder']
+  apply = jax.jit(module.apply)
+  loud, _ = apply({'params': params['audio_encoder']}, batch[key])
+  quiet, _ = apply({'params': params['audio_encoder']}, batch[key] * 0.25)
+  assert np.abs(loud - quiet).max() > 1e-3
 
 
 def test_bfloat16_compute_keeps_float32_params_and_loss(batch, params):

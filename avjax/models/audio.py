@@ -18,7 +18,8 @@ class AudioEncoder(nn.Module):
   Each window (W = samples per frame + 2 * context) goes through strided 1D
   convs (the first about 5 ms wide with a 1 ms stride at 16 kHz), is averaged
   over what remains of its length, and a (bi)directional GRU runs over the
-  frames. D = gru_features, doubled when bidirectional.
+  frames. D = gru_features, doubled when bidirectional. The convs are not
+  normalised (see `layers.ConvBlock`): loudness is a lip cue.
 
   Returns `(features, aux)` with aux["frames"] the per-frame conv features
   [B, T, conv_features[-1]] and aux["features"] the output.
@@ -35,7 +36,7 @@ class AudioEncoder(nn.Module):
     b, t, w = x.shape
     h = x.reshape(b * t, w, 1)
     for i, (f, k, s) in enumerate(zip(self.conv_features, self.kernels, self.strides)):
-      h = layers.ConvBlock(f, (k,), (s,), dtype=self.dtype, name=f'conv{i}')(h)
+      h = layers.ConvBlock(f, (k,), (s,), norm=False, dtype=self.dtype, name=f'conv{i}')(h)
     frames = h.mean(axis=1).reshape(b, t, -1)
     rnn = lambda name: nn.RNN(
         nn.GRUCell(self.gru_features, dtype=self.dtype), name=name)

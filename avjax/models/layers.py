@@ -27,19 +27,24 @@ class NormAct(nn.Module):
 
 
 class ConvBlock(nn.Module):
-  """Conv -> GroupNorm -> LeakyReLU, in 1D or 2D (given by `len(kernel)`)."""
+  """Conv -> GroupNorm -> LeakyReLU, in 1D or 2D (given by `len(kernel)`).
+
+  The norm (see `NormAct`) expects 2D inputs [..., H, W, C]. `norm=False` gives Conv (with bias) -> LeakyReLU: a per-example norm would
+  erase the input's overall gain, e.g. how loud an audio window is.
+  """
   features: int
   kernel: Sequence[int]
   strides: Sequence[int]
+  norm: bool = True
   dtype: Any = None
 
   @nn.compact
   def __call__(self, x):
     x = nn.Conv(self.features, tuple(self.kernel), strides=tuple(self.strides),
-                padding='SAME', use_bias=False, dtype=self.dtype)(x)
-    if x.ndim == 3:  # 1D: [N, L, C] -> normalise over (L, C).
-      return NormAct(dtype=self.dtype)(x[:, None])[:, 0]
-    return NormAct(dtype=self.dtype)(x)
+                padding='SAME', use_bias=not self.norm, dtype=self.dtype)(x)
+    if self.norm:
+      return NormAct(dtype=self.dtype)(x)
+    return jax.nn.leaky_relu(x, 0.2)
 
 
 def depth_to_space(x, block=2):
