@@ -95,7 +95,8 @@ def export_encoders(workdir, out_dir):
   for name, (_, input_key) in task.encoders().items():
     path = os.path.abspath(os.path.join(out_dir, name))
     os.makedirs(path, exist_ok=True)
-    ocp.StandardCheckpointer().save(os.path.join(path, 'params'), params[name], force=True)
+    with ocp.StandardCheckpointer() as checkpointer:  # Closing waits for the write.
+      checkpointer.save(os.path.join(path, 'params'), params[name], force=True)
     export_config = ml_collections.ConfigDict(config.to_dict())
     export_config.export = dict(name=name, input_key=input_key)
     save_config(export_config, path)

@@ -39,7 +39,7 @@ def main(argv):
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (ValueError, OSError, FloatingPointError) as e:
-    logging.info('traceback of the error below', exc_info=True)
+    logging.debug('traceback of the error below', exc_info=True)  # --verbosity=1
     sys.exit(f'avjax: error: {e}')
 
 
