@@ -48,4 +48,7 @@ def trainer_defaults():
   config.data = ml_collections.ConfigDict(dict(
       name='avsynth', config='heads', data_dir='', train_split='train',
       eval_split='validation', num_workers=2, prefetch_buffer=4))
+  # Linear probe of the audio encoder at each eval (avjax.evaluate.linear_probe);
+  # labels=() turns it off.
+  config.probe = ml_collections.ConfigDict(dict(labels=('emotion',), num_examples=128))
   return config

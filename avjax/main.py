@@ -28,6 +28,17 @@ def _quiet_orbax(record):
   return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
 
 
+def _parse_flags(argv):
+  """absl's flag parsing, with a one-line error for an unknown --config.KEY."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError) as e:  # ml_collections' override of a missing key.
+    while isinstance(e.args[0], Exception):  # AttributeError(KeyError(message)).
+      e = e.args[0]
+    sys.exit(f'avjax: error: unknown config key in the --config.* overrides: '
+             f'{e.args[0]}'.replace('\n', '; '))
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -44,4 +55,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -29,6 +29,7 @@ from avjax import metric_writers
 from avjax import parallel
 from avjax import tasks
 from avjax.data import pipeline
+from avjax.evaluate import linear_probe
 
 
 @flax.struct.dataclass
@@ -74,8 +75,8 @@ def train_step(state, batch, rng, *, task, tx):
   (loss, metrics), grads = grad_fn(state.params, batch, step_rng)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  metrics = {**metrics, 'loss': loss, 'l2_grads': optax.global_norm(grads),
-             'l2_params': optax.global_norm(params), 'l2_updates': optax.global_norm(updates)}
+  metrics = {**metrics, 'loss': loss, 'l2_grads': optax.tree.norm(grads),
+             'l2_params': optax.tree.norm(params), 'l2_updates': optax.tree.norm(updates)}
   return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
@@ -104,7 +105,8 @@ def _make_task(config):
 
 
 class _Evaluator:
-  """Averages `task.evaluate` over the first `num_batches` validation batches."""
+  """Averages `task.evaluate` over the first `num_batches` validation batches,
+  plus the linear probe of `config.probe` (see `avjax.evaluate.linear_probe`)."""
 
   def __init__(self, config, task, mesh, batch_size):
     source = pipeline.load_source(config.data, config.data.eval_split)
@@ -115,10 +117,14 @@ class _Evaluator:
     self._global = [parallel.to_global(b, mesh) for b in self._local]
     self._task = task
     self._eval = jax.jit(task.evaluate)
+    self._probe = linear_probe.from_config(config, task)
 
   def __call__(self, params):
     results = [self._eval(params, batch) for batch in self._global]
-    return {f'val_{k}': float(np.mean([r[k] for r in results])) for k in results[0]}
+    means = {f'val_{k}': float(np.mean([r[k] for r in results])) for k in results[0]}
+    if self._probe is not None:
+      means.update({f'val_{k}': v for k, v in self._probe(params).items()})
+    return means
 
   def visualize(self, params):
     if jax.process_count() > 1:
@@ -134,8 +140,6 @@ def train_and_evaluate(config, workdir):
   mesh = parallel.make_mesh(config.mesh)
   parallel.check_batch_size(config.batch_size, mesh)
   local_batch = parallel.per_host_batch_size(config.batch_size)
-  if is_chief:
-    checkpoint.save_config(config, workdir)
   logging.info('mesh %s over %d devices, %d hosts', dict(mesh.shape), mesh.size,
                jax.process_count())
 
@@ -165,6 +169,8 @@ def train_and_evaluate(config, workdir):
       params = checkpoint.restore_params(config.init_from)
       state = state.replace(params=jax.device_put(params, shardings.params))
       logging.info('initialised parameters from %s', config.init_from)
+  if is_chief:  # Only once the workdir's checkpoint (if any) is known to match.
+    checkpoint.save_config(config, workdir)
 
   step_fn = jax.jit(
       functools.partial(train_step, task=task, tx=tx),

@@ -20,10 +20,10 @@ def get_config(arg=None):
   config.recon = ml_collections.ConfigDict(dict(
       num_frames=10,        # Frames per training example, cropped at random.
       mouth_weight=5.0,     # Extra L1 weight inside the mouth box.
-      audio_context=160,    # Extra samples each side of a frame's 640 (10 ms).
   ))
   config.model = ml_collections.ConfigDict(dict(
       audio=dict(           # avjax.models.audio.AudioEncoder
+          context=160,                # Extra samples each side of a frame's 640 (10 ms).
           conv_features=(32, 64, 128, 128),
           kernels=(80, 4, 4, 4),      # 5 ms first kernel at 16 kHz.
           strides=(16, 2, 2, 2),      # 1 ms first stride.

@@ -67,7 +67,7 @@ def test_config_presets_build_a_task(arg):
 
 
 def test_preprocess_shapes(task, config, batch):
-  t, ctx = config.recon.num_frames, config.recon.audio_context
+  t, ctx = config.recon.num_frames, config.model.audio.context
   example = task.preprocess(fake_example(np.random.default_rng(1)), np.random.default_rng(2))
   assert example['still'].shape == (32, 32, 3)
   assert example['video'].shape == (t, 32, 32, 3)
@@ -81,7 +81,7 @@ def test_preprocess_shapes(task, config, batch):
 
 def test_preprocess_aligns_audio_frames_and_mouth_boxes(task, config):
   """Audio, pixels and mouth box all encode the frame index; the crop must keep them together."""
-  num_frames, ctx = 25, config.recon.audio_context
+  num_frames, ctx = 25, config.model.audio.context
   index = np.arange(num_frames)
   boxes = np.stack([index, index + 2, index + 4, index + 3], 1).astype(np.int32)  # 4x1 boxes.
   example = dict(
@@ -125,15 +125,29 @@ def test_init_loss_evaluate_visualize(task, config, batch, params):
   assert set(evaluated) == {f'{p}{m}' for p in ('', 'still_', 'shuffled_audio_')
                             for m in ('l1', 'mouth_l1')}
   assert all(np.isfinite(v) for v in evaluated.values())
-  assert evaluated['shuffled_audio_l1'] != evaluated['l1']  # The audio reaches the frames.
-  # Deterministic (zero noise), and the still baseline is computed from the batch.
-  np.testing.assert_allclose(jax.jit(task.evaluate)(params, batch)['l1'], evaluated['l1'])
+  # The still baseline is computed from the batch, and an untrained decoder repeats it.
   np.testing.assert_allclose(
       evaluated['still_l1'], np.abs(batch['video'] - batch['still'][:, None]).mean(), rtol=1e-5)
+  np.testing.assert_allclose(evaluated['l1'], evaluated['still_l1'], rtol=1e-5)
+  # Once the last decoder level is no longer zero, the audio reaches the frames.
+  trained = _randomise_last_level(params, config)
+  evaluated = jax.jit(task.evaluate)(trained, batch)
+  assert evaluated['shuffled_audio_l1'] != evaluated['l1']
+  np.testing.assert_allclose(jax.jit(task.evaluate)(trained, batch)['l1'], evaluated['l1'])
   image = task.visualize(params, batch)
   t = config.recon.num_frames
   assert image.dtype == np.uint8 and image.shape == (4 * 2 * 32, t * 32, 3)
   np.testing.assert_array_equal(image[:32, :32], recon.to_uint8(batch['video'][0, 0]))
+
+
+def _randomise_last_level(params, config):
+  last = len(config.model.decoder.features) - 1
+  rng = np.random.default_rng(0)
+  decoder = dict(params['frame_decoder'])
+  for name in (f'up{last}', f'skip{last}'):
+    kernel = decoder[name]['kernel']
+    decoder[name] = {**decoder[name], 'kernel': 0.1 * rng.normal(size=kernel.shape)}
+  return {**params, 'frame_decoder': decoder}
 
 
 def test_weighted_loss_is_a_weighted_mean():

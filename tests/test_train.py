@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -143,17 +144,13 @@ def test_export_then_load_encoder_gives_identical_features(reference_run, tmp_pa
   apply, params = checkpoint.load_encoder(str(tmp_path), 'audio_encoder')
   config = checkpoint.load_config(str(reference_run))
   module, input_key = tasks.TASKS[config.task](config).encoders()['audio_encoder']
+  assert input_key == 'audio'
   trained = checkpoint.restore_params(str(reference_run))['audio_encoder']
-  inputs = np.random.default_rng(0).normal(size=(2, 5, 640)).astype(np.float32) * 0.1
-  if input_key == 'audio':
-    inputs = inputs[..., :_window(config)]
+  waveforms = np.random.default_rng(0).normal(size=(2, 5 * 640)).astype(np.float32) * 0.1
+  inputs = np.stack([module.windows(w) for w in waveforms])
   expected, _ = module.apply({'params': trained}, inputs)
   features, _ = apply(params, inputs)
   np.testing.assert_array_equal(np.asarray(features), np.asarray(expected))
-
-
-def _window(config):
-  return 640 + 2 * config.recon.get('audio_context', 0)
 
 
 @pytest.mark.parametrize('overrides, message', [
@@ -171,7 +168,21 @@ def test_unwritable_workdir_is_a_clear_error(data_dir, tmp_path):
     train.train_and_evaluate(tiny_config(data_dir), str(tmp_path / 'file' / 'run'))
 
 
-def test_cli_errors_are_one_line(data_dir, tmp_path):
-  code, log = run_main(tmp_path, data_dir, '--config.task=nosuch')
-  assert code != 0 and "avjax: error: unknown task 'nosuch'" in log
+def test_workdir_of_a_different_model_is_a_clear_error(reference_run, data_dir, tmp_path):
+  workdir = tmp_path / 'run'
+  shutil.copytree(reference_run, workdir)
+  config = tiny_config(data_dir, **{'model.audio.gru_features': 16, 'total_steps': 12})
+  with pytest.raises(ValueError, match='of a different model'):
+    train.train_and_evaluate(config, str(workdir))
+  # The workdir still describes the model its checkpoints hold.
+  assert checkpoint.load_config(str(workdir)).model.audio.gru_features == 32
+
+
+@pytest.mark.parametrize('flag, message', [
+    ('--config.task=nosuch', "avjax: error: unknown task 'nosuch'"),
+    ('--config.nosuch=1', "avjax: error: unknown config key in the --config.* overrides: 'nosuch'"),
+])
+def test_cli_errors_are_one_line(flag, message, data_dir, tmp_path):
+  code, log = run_main(tmp_path, data_dir, flag)
+  assert code != 0 and message in log
   assert 'Traceback' not in log

@@ -9,13 +9,15 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from avjax.data import ops
 from avjax.models import layers
 
 
 class AudioEncoder(nn.Module):
   """Encodes per-frame waveform windows [B, T, W] into features [B, T, D].
 
-  Each window (W = samples per frame + 2 * context) goes through strided 1D
+  Each window, `windows(waveform)` (W = samples_per_frame + 2 * context: one
+  video frame's audio and `context` samples each side), goes through strided 1D
   convs (the first about 5 ms wide with a 1 ms stride at 16 kHz), is averaged
   over what remains of its length, and a (bi)directional GRU runs over the
   frames. D = gru_features, doubled when bidirectional. The convs are not
@@ -24,6 +26,8 @@ class AudioEncoder(nn.Module):
   Returns `(features, aux)` with aux["frames"] the per-frame conv features
   [B, T, conv_features[-1]] and aux["features"] the output.
   """
+  samples_per_frame: int = 640  # 16 kHz audio at 25 fps.
+  context: int = 160             # 10 ms each side.
   conv_features: Sequence[int] = (32, 64, 128, 128)
   kernels: Sequence[int] = (80, 4, 4, 4)
   strides: Sequence[int] = (16, 2, 2, 2)
@@ -31,9 +35,16 @@ class AudioEncoder(nn.Module):
   bidirectional: bool = True
   dtype: Any = None
 
+  def windows(self, waveform):
+    """Float waveform [N] (N a multiple of samples_per_frame) -> inputs [N / spf, W], numpy."""
+    return ops.frames(waveform, self.samples_per_frame, self.context)
+
   @nn.compact
   def __call__(self, x):
     b, t, w = x.shape
+    if w != self.samples_per_frame + 2 * self.context:
+      raise ValueError(f'audio windows of {w} samples; this encoder takes '
+                       f'{self.samples_per_frame} + 2 * {self.context} (see `windows`)')
     h = x.reshape(b * t, w, 1)
     for i, (f, k, s) in enumerate(zip(self.conv_features, self.kernels, self.strides)):
       h = layers.ConvBlock(f, (k,), (s,), norm=False, dtype=self.dtype, name=f'conv{i}')(h)

@@ -45,7 +45,12 @@ class FrameDecoder(nn.Module):
   conv and adds a conv of its skip. The skip and bottleneck convs run once per
   clip and are broadcast over frames (the same as concatenating the skip to
   every frame before one conv, but T times cheaper), which matters on a CPU.
-  Returns [B, T, H, W, out_channels] in [-1, 1].
+  `cond` also modulates every level after its norm (FiLM: x * (1 + g) + b,
+  g and b projected from `cond`): without it the skips let the decoder copy the
+  still frame and the audio, seen only at the bottleneck, barely moves the mouth.
+  Returns [B, T, H, W, out_channels], unbounded: `Recon` reads it as the change
+  to the still frame. The last level's convs start at zero, so an untrained
+  decoder repeats the still frame (the baseline a trained one must beat).
   """
   features: Sequence[int] = (64, 64, 32, 16)  # Widths from h up to H/2, coarsest first.
   out_channels: int = 3
@@ -63,12 +68,21 @@ class FrameDecoder(nn.Module):
     x = conv(f, name='bottleneck')(bottleneck)[:, None] + frame.reshape(b, t, h, w, f)
     x = layers.NormAct(dtype=self.dtype, name='norm_bottleneck')(x)
     widths = tuple(self.features[1:]) + (self.out_channels,)
+    last = len(widths) - 1
     for i, (f, skip) in enumerate(zip(widths, skips[::-1])):
-      x = layers.depth_to_space(conv(4 * f, name=f'up{i}')(x))
-      x = x + conv(f, name=f'skip{i}')(skip)[:, None]
-      if i < len(widths) - 1:
+      init = {'kernel_init': nn.initializers.zeros} if i == last else {}
+      x = layers.depth_to_space(conv(4 * f, name=f'up{i}', **init)(x))
+      x = x + conv(f, name=f'skip{i}', **init)(skip)[:, None]
+      if i < last:
         x = layers.NormAct(dtype=self.dtype, name=f'norm{i}')(x)
-    return jnp.tanh(x)
+        x = _film(x, cond, self.dtype, name=f'film{i}')
+    return x
+
+
+def _film(x, cond, dtype, name):
+  """x [B, T, H, W, F] * (1 + g) + b, with (g, b) a projection of cond [B, T, D]."""
+  gain, bias = jnp.split(nn.Dense(2 * x.shape[-1], dtype=dtype, name=name)(cond), 2, -1)
+  return x * (1 + gain[:, :, None, None]) + bias[:, :, None, None]
 
 
 class Recon(nn.Module):
@@ -77,8 +91,9 @@ class Recon(nn.Module):
   Children `identity_encoder`, `audio_encoder` and `frame_decoder` sit at the
   top of the parameter tree, so `params['audio_encoder']` is the exportable
   audio encoder. The dict fields are keyword arguments of those modules.
-  Returns `(video [B, T, H, W, 3] in [-1, 1], aux)`; aux holds the audio
-  encoder's intermediates.
+  Returns `(video [B, T, H, W, 3], aux)`: the still frame plus the decoder's
+  per-frame change (about [-1, 1] once trained; not clipped, so the L1 loss
+  keeps its gradient everywhere); aux holds the audio encoder's intermediates.
   """
   audio: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   identity: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -92,6 +107,6 @@ class Recon(nn.Module):
     bottleneck, skips = IdentityEncoder(**self.identity, dtype=self.dtype,
                                         name='identity_encoder')(still)
     cond = jnp.concatenate([speech, noise.astype(speech.dtype)], -1)
-    video = FrameDecoder(**self.decoder, dtype=self.dtype, name='frame_decoder')(
+    change = FrameDecoder(**self.decoder, dtype=self.dtype, name='frame_decoder')(
         bottleneck, skips, cond)
-    return video, aux
+    return still[:, None].astype(change.dtype) + change, aux

@@ -16,8 +16,14 @@ A task is an object built from the whole config, `Task(config)`, with:
   that `avjax.export` writes, e.g. {"audio_encoder": (module, "audio")}.
 """
 
+from avjax.tasks import aot
+from avjax.tasks import multitask
+from avjax.tasks import odd
 from avjax.tasks import recon
 
 TASKS = {
     'recon': recon.Recon,
+    'aot': aot.ArrowOfTime,
+    'odd': odd.OddOneOut,
+    'multitask': multitask.Multitask,
 }

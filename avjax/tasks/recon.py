@@ -58,6 +58,7 @@ class Recon:
     self.dtype = jnp.dtype(config.dtype)
     model = config.model.to_dict()
     self.audio_kwargs = dict(model['audio'])
+    self.audio_encoder = audio_models.AudioEncoder(**self.audio_kwargs, dtype=self.dtype)
     self.noise_dim = model['noise_dim']
     self.model = video_models.Recon(
         audio=self.audio_kwargs, identity=dict(model['identity']),
@@ -70,13 +71,12 @@ class Recon:
     return self.model.init({'params': rng}, still, audio, noise)['params']
 
   def preprocess(self, example, rng):
-    video, samples = example['video'], example['audio']
+    video = example['video']
     num_frames, length = self.config.num_frames, video.shape[0]
-    samples_per_frame = len(samples) // length
     start = rng.integers(0, length - num_frames + 1)
     crop = slice(start, start + num_frames)
     # Windows of the whole clip, so a cropped frame's context is real audio.
-    windows = ops.frames(ops.to_float(samples), samples_per_frame, self.config.audio_context)
+    windows = self.audio_encoder.windows(ops.to_float(example['audio']))
     return {
         'still': _to_float_image(video[rng.integers(0, length)]),
         'video': _to_float_image(video[crop]),
@@ -120,4 +120,4 @@ class Recon:
     return to_uint8(rows.transpose(0, 1, 3, 2, 4, 5).reshape(n * 2 * h, t * w, c))
 
   def encoders(self):
-    return {'audio_encoder': (audio_models.AudioEncoder(**self.audio_kwargs, dtype=self.dtype), 'audio')}
+    return {'audio_encoder': (self.audio_encoder, 'audio')}

@@ -1,0 +1,54 @@
+r"""Runs an evaluation suite: pretrains what it needs, exports, probes, writes results.
+
+  python -m avjax.evaluate --suite=speech --workdir=/tmp/speech
+  python -m avjax.evaluate --suite=speech --preset=tiny --workdir=/tmp/speech_tiny \
+      --data_dir=/tmp/tfds --methods=mfcc,random,recon
+
+writes WORKDIR/results.json ({"rows": [...]}), results.md and PNG plots. A
+rerun in the same workdir resumes each pretraining run from its checkpoint.
+"""
+
+import logging as std_logging
+import sys
+
+import jax
+from absl import app
+from absl import flags
+from absl import logging
+
+from avjax.evaluate import speech
+
+SUITES = {'speech': speech}
+
+_SUITE = flags.DEFINE_enum('suite', None, list(SUITES), 'Which suite to run.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for pretraining runs and results.')
+_PRESET = flags.DEFINE_string('preset', 'default', 'Suite size: default or tiny.')
+_DATA_DIR = flags.DEFINE_string('data_dir', '', "TFDS data dir ('': TFDS's default).")
+_METHODS = flags.DEFINE_list('methods', None, "Methods to run (default: the preset's).")
+flags.mark_flags_as_required(['suite', 'workdir'])
+
+
+def _quiet_orbax(record):
+  return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  logging.get_absl_handler().addFilter(_quiet_orbax)
+  jax.config.update('jax_threefry_partitionable', True)
+  suite = SUITES[_SUITE.value]
+  try:
+    config = suite.get_config(_PRESET.value)
+    config.data.data_dir = _DATA_DIR.value
+    if _METHODS.value is not None:
+      config.methods = tuple(_METHODS.value)
+    rows = suite.run(config, _WORKDIR.value)
+  except (ValueError, OSError, FloatingPointError) as e:
+    logging.debug('traceback of the error below', exc_info=True)  # --verbosity=1
+    sys.exit(f'avjax.evaluate: error: {e}')
+  print(f'wrote {len(rows)} results to {_WORKDIR.value}/results.json and results.md')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,71 @@
+"""Per-video-frame audio features of whole clips, and the test-time noise condition.
+
+Every feature here has one row per video frame (25 fps): an encoder's output
+on `AudioEncoder.windows`, or hand-crafted log-mel / MFCC frames (25 ms
+window, 10 ms hop) with the hops under one video frame stacked.
+"""
+
+import jax
+import numpy as np
+
+from avjax.data import ops
+
+HANDCRAFTED = ('logmel', 'mfcc')
+_HOP = ops.SAMPLE_RATE // 100  # 10 ms.
+
+
+def handcrafted(waveform, kind, samples_per_frame=ops.SAMPLES_PER_FRAME):
+  """[T, hops_per_frame * bands]: 'logmel' (40 bands) or 'mfcc' (13), T = len / spf."""
+  if kind not in HANDCRAFTED:
+    raise ValueError(f'unknown hand-crafted feature {kind!r}; known: {HANDCRAFTED}')
+  if samples_per_frame % _HOP:
+    raise ValueError(f'{samples_per_frame} samples per frame is not a multiple of the '
+                     f'{_HOP}-sample hop')
+  frames = ops.log_mel(waveform) if kind == 'logmel' else ops.mfcc(waveform)
+  return frames.reshape(len(waveform) // samples_per_frame, -1)
+
+
+def handcrafted_batch(waveforms, kind):
+  """`handcrafted` of each clip: [N, S] -> [N, T, D] float32."""
+  return np.stack([handcrafted(w, kind) for w in waveforms])
+
+
+def windows(encoder, waveforms):
+  """An `AudioEncoder`'s inputs for each clip: [N, S] -> [N, T, W] float32."""
+  return np.stack([encoder.windows(w) for w in waveforms]).astype(np.float32)
+
+
+def encode(features_fn, params, inputs, batch_size=64):
+  """`features_fn(params, x) -> [B, T, D]` over `inputs` [N, ...] in batches, as numpy.
+
+  The last batch is padded to `batch_size`, so a jitted `features_fn`
+  compiles once.
+  """
+  out = []
+  for start in range(0, len(inputs), batch_size):
+    batch = inputs[start:start + batch_size]
+    pad = batch_size - len(batch)
+    padded = np.concatenate([batch, np.zeros((pad,) + batch.shape[1:], batch.dtype)])
+    out.append(np.asarray(jax.device_get(features_fn(params, padded)))[:len(batch)])
+  return np.concatenate(out)
+
+
+def standardize(train, *others):
+  """Scales every array by the per-dimension mean and std of `train` [N, T, D]."""
+  mean = train.mean(axis=(0, 1))
+  std = train.std(axis=(0, 1)) + 1e-6
+  return tuple((x - mean) / std for x in (train,) + others)
+
+
+def with_white_noise(waveforms, snr_db, seed):
+  """Each clip plus its own white Gaussian noise at `snr_db` (None: unchanged).
+
+  The noise of clip i is drawn from `default_rng((seed, i))`, so a condition
+  is the same whichever clips are evaluated; `ops.add_noise` scales it to
+  the SNR against the whole clip's power.
+  """
+  if snr_db is None:
+    return waveforms
+  return np.stack([
+      ops.add_noise(w, np.random.default_rng((seed, i)).standard_normal(len(w)), snr_db)
+      for i, w in enumerate(waveforms)])

@@ -1,0 +1,323 @@
+"""The speech suite: audio features probed on avsynth talking heads.
+
+  python -m avjax.evaluate --suite=speech --workdir=DIR [--preset=tiny]
+
+Methods (`config.methods`):
+* `mfcc`, `logmel`: hand-crafted features (frozen);
+* `random`: a randomly initialised audio encoder shaped as `config.encoder_config`'s;
+* `supervised`: that random encoder fine-tuned with the head, from scratch;
+* any other name: a pretext task pretrained with `configs/NAME.py` in
+  DIR/pretrain/NAME, its `audio_encoder` exported to DIR/encoders/NAME, then
+  probed frozen and (if in `config.finetune`) fine-tuned.
+
+Tasks: `word` (each word's frames, word_start..word_end, classified among the
+vocabulary; accuracy), `emotion` (per clip; accuracy and UAR), `affect`
+(per-frame arousal and valence; CCC over all test frames, rows `arousal`
+and `valence`). Each head trains on a class-stratified `label_fraction` of the
+train split (stratified by word, or by emotion for clip tasks; nested
+subsets), is selected on the whole clean validation split, and is scored on
+the test split's unseen speakers, clean and with white noise at each of
+`config.snrs_db` (noise on test audio only). Fine-tuning runs for
+`config.finetune_tasks` x `config.finetune_fractions` only.
+"""
+
+import importlib.util
+import os
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+import avjax
+from avjax import checkpoint
+from avjax import tasks
+from avjax import train
+from avjax.data import ops
+from avjax.data import pipeline
+from avjax.data.synth import heads as synth_heads
+from avjax.evaluate import features
+from avjax.evaluate import metrics
+from avjax.evaluate import probe
+from avjax.evaluate import results
+
+RANDOM, SUPERVISED = 'random', 'supervised'
+# name: (probe kind, number of outputs).
+TASKS = {
+    'word': ('classify', len(synth_heads.VOCABULARY)),
+    'emotion': ('classify', len(synth_heads.EMOTIONS)),
+    'affect': ('regress', 2),
+}
+PRESETS = ('default', 'tiny')
+
+
+def get_config(preset='default'):
+  """The suite's settings; `tiny` runs end to end in about a minute on a CPU."""
+  if preset not in PRESETS:
+    raise ValueError(f'unknown preset {preset!r}; known: {PRESETS}')
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.data = dict(name='avsynth', config='heads', data_dir='')
+  config.methods = ('mfcc', 'logmel', RANDOM, SUPERVISED, 'recon', 'aot', 'odd', 'multitask')
+  config.finetune = (SUPERVISED, 'recon', 'aot', 'odd', 'multitask')
+  config.tasks = tuple(TASKS)
+  config.label_fractions = (0.01, 0.1, 1.0)
+  config.min_examples = 8  # The smallest labelled subset.
+  config.snrs_db = (20.0, 10.0, 5.0, 0.0)  # Besides clean.
+  config.finetune_tasks = ('emotion',)
+  config.finetune_fractions = (0.01, 0.1, 1.0)
+  config.encoder_config = 'recon'  # The shape of `random` and `supervised`.
+  config.configs_dir = ''  # '' = the repository's configs/.
+  config.pretrain = dict(
+      preset='',  # The argument of each configs/NAME.py.
+      total_steps=dict(recon=600, aot=600, odd=600, multitask=600),  # Else the config's own.
+      evals=4)    # Validation passes (with the linear probe) per pretraining run.
+  config.probe = dict(hidden=64, steps=600, batch_size=32, eval_batch_size=128,
+                      eval_every=50, patience=4, learning_rate=1e-3,
+                      encoder_learning_rate=3e-4)
+  config.finetune_steps = 300
+  if preset == 'tiny':
+    config.data.config = 'heads_tiny'
+    config.methods = ('mfcc', RANDOM, SUPERVISED, 'recon')
+    config.finetune = (SUPERVISED, 'recon')
+    config.label_fractions = (0.25, 1.0)
+    config.min_examples = 4
+    config.snrs_db = (0.0,)
+    config.finetune_fractions = (1.0,)
+    config.pretrain.preset = 'tiny'
+    config.pretrain.total_steps = dict(recon=2, aot=2, odd=2, multitask=2)
+    config.pretrain.evals = 1
+    config.probe.update(hidden=8, steps=4, eval_every=2, batch_size=8, eval_batch_size=32)
+    config.finetune_steps = 2
+  return config
+
+
+def label_subset(classes, fraction, seed, min_examples=1):
+  """Indices (sorted) of a class-stratified `fraction` of the examples.
+
+  Takes max(min_examples, ceil(fraction * N)) examples, each class in
+  proportion to its size; the same seed gives nested subsets as the fraction
+  grows.
+  """
+  classes = np.asarray(classes)
+  n = min(len(classes), max(min_examples, int(np.ceil(fraction * len(classes) - 1e-9))))
+  rng = np.random.default_rng(seed)
+  order = rng.permutation(len(classes))
+  key = np.empty(len(classes))
+  for c in np.unique(classes):
+    members = order[classes[order] == c]  # Shuffled members of class c.
+    key[members] = (np.arange(len(members)) + 0.5) / len(members)
+  return np.sort(np.lexsort((rng.permutation(len(classes)), key))[:n])
+
+
+def load_clips(data_config, split):
+  """A split's waveforms and speech labels, as numpy arrays (words ragged)."""
+  source = pipeline.load_source(data_config, split)
+  clips = [source[i] for i in range(len(source))]
+  return dict(
+      waveform=np.stack([ops.to_float(c['audio']) for c in clips]),
+      emotion=np.array([c['emotion'] for c in clips], np.int32),
+      affect=np.stack([np.stack([c['arousal'], c['valence']], -1) for c in clips]),
+      words=[np.asarray(c['words']) for c in clips],
+      word_start=[np.asarray(c['word_start']) for c in clips],
+      word_end=[np.asarray(c['word_end']) for c in clips])
+
+
+def word_examples(clips, num_frames, max_frames):
+  """One example per spoken word: its frames word_start..word_end (at most max_frames)."""
+  rows = [(i, s, e, w) for i, ws in enumerate(clips['words'])
+          for w, s, e in zip(ws, clips['word_start'][i], clips['word_end'][i])]
+  clip, start, end, word = (np.array(col, np.int32) for col in zip(*rows))
+  index = np.minimum(start[:, None] + np.arange(max_frames, dtype=np.int32), num_frames - 1)
+  length = np.clip(end - start, 1, max_frames).astype(np.int32)
+  return probe.Examples(clip, index, length, word)
+
+
+def task_examples(task, clips, max_word_frames):
+  num_clips, num_frames = clips['affect'].shape[:2]
+  if task == 'word':
+    return word_examples(clips, num_frames, max_word_frames)
+  target = clips['emotion'] if task == 'emotion' else clips['affect']
+  return probe.whole_clips(num_clips, num_frames, target)
+
+
+def strata(task, examples, clips):
+  """The classes a label subset is stratified by: words, or the clips' emotions."""
+  return examples.target if task == 'word' else clips['emotion'][examples.clip]
+
+
+def measure(task, predictions, examples):
+  """[(task, metric, value)] of a task's predictions on its examples."""
+  if task == 'word':
+    return [('word', 'accuracy', metrics.accuracy(examples.target, predictions))]
+  if task == 'emotion':
+    return [('emotion', 'accuracy', metrics.accuracy(examples.target, predictions)),
+            ('emotion', 'uar', metrics.uar(examples.target, predictions))]
+  valid = np.arange(examples.index.shape[1]) < examples.length[:, None]
+  target, pred = examples.target[valid], predictions[valid]
+  return [(name, 'ccc', metrics.ccc(target[:, k], pred[:, k]))
+          for k, name in enumerate(('arousal', 'valence'))]
+
+
+def _configs_dir(config):
+  return config.configs_dir or os.path.join(
+      os.path.dirname(os.path.dirname(os.path.abspath(avjax.__file__))), 'configs')
+
+
+def method_config(config, name):
+  """configs/NAME.py's config under the suite's preset, data and step count."""
+  path = os.path.join(_configs_dir(config), f'{name}.py')
+  if not os.path.exists(path):
+    raise ValueError(f'method {name!r} has no pretraining config: {path} does not exist; '
+                     'choose other --methods')
+  spec = importlib.util.spec_from_file_location(f'avjax_config_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  method = module.get_config(config.pretrain.preset or None)
+  method.data.config = config.data.config
+  method.data.data_dir = config.data.data_dir
+  method.total_steps = config.pretrain.total_steps.get(name, method.total_steps)
+  method.eval_every = max(method.total_steps // config.pretrain.evals, 1)
+  method.checkpoint_every = method.total_steps
+  return method
+
+
+def pretrain(config, name, workdir):
+  """Pretrains (or resumes) method `name` and exports its encoders; returns the export dir."""
+  run_dir = os.path.join(workdir, 'pretrain', name)
+  export_dir = os.path.join(workdir, 'encoders', name)
+  logging.info('pretraining %s in %s', name, run_dir)
+  train.train_and_evaluate(method_config(config, name), run_dir)
+  checkpoint.export_encoders(run_dir, export_dir)
+  return export_dir
+
+
+def audio_encoder(config, method, workdir, waveform):
+  """(module, apply, params) of a method's audio encoder: exported, or random.
+
+  A random encoder is shaped as `config.encoder_config`'s and initialised on
+  one clip's `waveform` with `config.seed`.
+  """
+  if method in (RANDOM, SUPERVISED):
+    task_config = method_config(config, config.encoder_config)
+    module = tasks.TASKS[task_config.task](task_config).encoders()['audio_encoder'][0]
+    windows = features.windows(module, waveform[None])
+    params = module.init(jax.random.key(config.seed), windows)['params']
+    return module, lambda p, x: module.apply({'params': p}, x), params
+  export_dir = os.path.join(workdir, 'encoders', method)
+  task_config = checkpoint.load_config(os.path.join(export_dir, 'audio_encoder'))
+  apply, params = checkpoint.load_encoder(export_dir, 'audio_encoder')
+  module = tasks.TASKS[task_config.task](task_config).encoders()['audio_encoder'][0]
+  return module, apply, params
+
+
+class _Suite:
+  """The data, examples and conditions shared by every method's probes."""
+
+  def __init__(self, config):
+    self.config = config
+    self.clips = {s: load_clips(config.data, s) for s in ('train', 'validation', 'test')}
+    max_word = max(int(np.max(e - s)) for c in self.clips.values()
+                   for s, e in zip(c['word_start'], c['word_end']) if len(s))
+    self.examples = {t: {s: task_examples(t, c, max_word) for s, c in self.clips.items()}
+                     for t in set(config.tasks) | set(config.finetune_tasks)}
+    self.snrs = (None,) + tuple(config.snrs_db)
+    self.test_waveforms = {snr: features.with_white_noise(
+        self.clips['test']['waveform'], snr, config.seed) for snr in self.snrs}
+    self.rows = []
+
+  def subsets(self, task, fractions):
+    train = self.examples[task]['train']
+    classes = strata(task, train, self.clips['train'])
+    for fraction in fractions:
+      yield fraction, train.take(label_subset(classes, fraction, self.config.seed,
+                                              self.config.min_examples))
+
+  def probe_task(self, method, mode, task, fractions, make_probe, params, inputs):
+    """Trains `task`'s head at each label fraction; adds a row per test condition."""
+    kind, num_outputs = TASKS[task]
+    examples = self.examples[task]
+    trainer = make_probe(kind, num_outputs)
+    for fraction, subset in self.subsets(task, fractions):
+      start = time.time()
+      init = trainer.init(self.config.seed, inputs['train'], params)
+      best, val = trainer.fit(init, inputs['train'], subset, inputs['validation'],
+                              examples['validation'], self.config.seed)
+      scores = []
+      for snr in self.snrs:
+        predictions = trainer.predict(best, inputs['test'][snr], examples['test'])
+        for task_name, metric, value in measure(task, predictions, examples['test']):
+          self.rows.append(dict(method=method, mode=mode, task=task_name, metric=metric,
+                                value=float(value), snr_db=snr, label_fraction=fraction,
+                                num_train_examples=len(subset)))
+          scores.append(f'{task_name}/{metric}@{"clean" if snr is None else snr}={value:.3f}')
+      logging.info('%s %s %s %.0f%% labels (%d examples): val %.3f; test %s (%.0f s)',
+                   method, mode, task, 100 * fraction, len(subset), val,
+                   ' '.join(scores[:2]), time.time() - start)
+
+
+def _frozen_inputs(suite, method, encoder):
+  """Standardised features of train, validation and (per SNR) test clips."""
+  clips = suite.clips
+  if method in features.HANDCRAFTED:
+    extract = lambda w: features.handcrafted_batch(w, method)
+  else:
+    module, apply, params = encoder
+    features_fn = jax.jit(lambda p, x: apply(p, x)[0])
+    extract = lambda w: features.encode(features_fn, params, features.windows(module, w))
+  train_x, val_x = extract(clips['train']['waveform']), extract(clips['validation']['waveform'])
+  test_x = {snr: extract(w) for snr, w in suite.test_waveforms.items()}
+  train_x, val_x, *test = features.standardize(train_x, val_x, *test_x.values())
+  return {'train': train_x, 'validation': val_x, 'test': dict(zip(test_x, test))}
+
+
+def _finetune_inputs(suite, module):
+  clips = suite.clips
+  return {'train': features.windows(module, clips['train']['waveform']),
+          'validation': features.windows(module, clips['validation']['waveform']),
+          'test': {snr: features.windows(module, w) for snr, w in suite.test_waveforms.items()}}
+
+
+def _check_methods(config):
+  finetune = set(config.finetune) & set(config.methods)
+  if RANDOM in finetune or finetune & set(features.HANDCRAFTED):
+    raise ValueError(f'cannot fine-tune {sorted(finetune & {RANDOM, *features.HANDCRAFTED})}: '
+                     f'`{SUPERVISED}` is the fine-tuned random encoder')
+  unknown = (set(config.tasks) | set(config.finetune_tasks)) - set(TASKS)
+  if unknown:
+    raise ValueError(f'unknown speech tasks {sorted(unknown)}; known: {sorted(TASKS)}')
+  for name in config.methods:  # Fail before hours of work, not after.
+    if name not in (RANDOM, SUPERVISED, *features.HANDCRAFTED):
+      method_config(config, name)
+
+
+def run(config, workdir):
+  """Runs the suite; writes WORKDIR/results.{json,md} and plots; returns the rows."""
+  _check_methods(config)
+  os.makedirs(workdir, exist_ok=True)
+  pretext = [m for m in config.methods if m not in (RANDOM, SUPERVISED, *features.HANDCRAFTED)]
+  for name in pretext:
+    pretrain(config, name, workdir)
+  suite = _Suite(config)
+  frozen_probe = lambda kind, n: probe.Probe(kind, n, config.probe)
+  finetune_config = ml_collections.ConfigDict(config.probe.to_dict())
+  finetune_config.steps = config.finetune_steps
+  for method in config.methods:
+    encoder = None
+    if method not in features.HANDCRAFTED:
+      encoder = audio_encoder(config, method, workdir, suite.clips['train']['waveform'][0])
+    if method != SUPERVISED:
+      inputs = _frozen_inputs(suite, method, encoder)
+      for task in config.tasks:
+        suite.probe_task(method, 'frozen', task, config.label_fractions, frozen_probe,
+                         None, inputs)
+    if method in config.finetune:
+      module, apply, params = encoder
+      inputs = _finetune_inputs(suite, module)
+      make = lambda kind, n: probe.Probe(kind, n, finetune_config, encoder_apply=apply)
+      for task in config.finetune_tasks:
+        suite.probe_task(method, 'finetune', task, config.finetune_fractions, make, params,
+                         inputs)
+    results.write(workdir, suite.rows, reference=dict(snr_db=None, label_fraction=1.0))
+  return suite.rows

@@ -1,0 +1,31 @@
+r"""multitask: recon + Arrow of Time + Odd One Out on one shared audio encoder.
+
+  python -m avjax.main --config=configs/multitask.py --workdir=/tmp/multitask
+  python -m avjax.main --config=configs/multitask.py:tiny --workdir=/tmp/multitask_tiny
+
+The model and task blocks are those of configs/recon.py, aot.py and odd.py, so
+the shared `audio_encoder` has the shape of each single-task one. A task
+weighted 0 still costs its compute.
+"""
+
+import ml_collections
+
+from avjax import config_lib
+from configs import aot
+from configs import odd
+from configs import recon
+
+
+def get_config(arg=None):
+  arg = config_lib.parse_arg(arg, tiny=False)
+  preset = 'tiny' if arg.tiny else None
+  config = recon.get_config(preset)  # Trainer defaults, data, recon and model blocks.
+  config.task = 'multitask'
+  config.aot = aot.get_config(preset).aot
+  config.odd = odd.get_config(preset).odd
+  config.multitask = ml_collections.ConfigDict(dict(
+      weights=dict(recon=1.0, aot=0.5, odd=0.5),  # Loss = sum of weight * task loss.
+  ))
+  if not arg.tiny:
+    config.total_steps = 1000
+  return config

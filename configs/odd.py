@@ -1,0 +1,49 @@
+r"""odd: Odd One Out, which audio segment is time-shuffled?
+
+  python -m avjax.main --config=configs/odd.py --workdir=/tmp/odd
+  python -m avjax.main --config=configs/odd.py:tiny --workdir=/tmp/odd_tiny
+
+The audio encoder is recon's (`config.model.audio` comes from configs/recon.py),
+so the exported `audio_encoder`s of the two are interchangeable.
+"""
+
+import ml_collections
+
+from avjax import config_lib
+from configs import recon
+
+
+def get_config(arg=None):
+  arg = config_lib.parse_arg(arg, tiny=False)
+  config = config_lib.trainer_defaults()
+  config.task = 'odd'
+  config.data.config = 'heads'
+  config.batch_size = 32
+  config.total_steps = 1000
+  config.log_every = 25
+  config.eval_every = 250
+  config.checkpoint_every = 250
+
+  # ---- model and task blocks (owned by avjax/tasks/odd.py) ----
+  config.odd = ml_collections.ConfigDict(dict(
+      num_frames=20,      # Frames per example (0.8 s), cropped at random.
+      num_segments=4,     # Segments of 5 frames (200 ms); chance accuracy 1/4.
+      chunk_samples=320,  # The odd segment is shuffled in 20 ms chunks.
+      hidden=128,         # Width of the head's hidden layer.
+  ))
+  config.model = ml_collections.ConfigDict(dict(
+      audio=recon.get_config('tiny' if arg.tiny else None).model.audio))
+  # ---- end of model and task blocks ----
+
+  if arg.tiny:
+    config.data.config = 'heads_tiny'
+    config.batch_size = 8
+    config.total_steps = 6
+    config.log_every = 2
+    config.eval_every = 3
+    config.eval_batches = 1
+    config.checkpoint_every = 3
+    config.data.num_workers = 0
+    config.odd.num_frames = 8  # 4 segments of 2 frames, 4 chunks each.
+    config.odd.hidden = 32
+  return config
