@@ -120,6 +120,17 @@ def test_shift_moves_by_offset(offset):
   np.testing.assert_array_equal(ops.shift(video, 2, axis=1)[:, 2], video[:, 0])
 
 
+def test_translate_frames_moves_content_and_repeats_edges():
+  video = np.zeros((2, 5, 6, 1), np.uint8)
+  video[:, 2, 3] = 9
+  video[:, :, 0] = 1  # A left edge to repeat.
+  out = ops.translate_frames(video, [(1, -2), (0, 0)])
+  assert out.shape == video.shape
+  assert out[0, 3, 1, 0] == 9 and out[0].max() == 9 and (out[0] == 9).sum() == 1
+  np.testing.assert_array_equal(out[1], video[1])
+  assert (out[0, :, 5] == 0).all()  # Shifted left by 2: the right edge repeats column 5.
+
+
 def test_reverse_twice_is_identity():
   x = np.random.default_rng(3).normal(size=(7, 5))
   np.testing.assert_array_equal(ops.reverse(x)[0], x[-1])

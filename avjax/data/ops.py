@@ -63,6 +63,16 @@ def shift(x, offset, axis=0, wrap=False):
   return out
 
 
+def translate_frames(video, shifts):
+  """Moves frame t of video [T, H, W, C] by shifts[t] = (dy, dx) pixels, edges repeated."""
+  shifts = np.asarray(shifts, int)
+  pad = int(np.abs(shifts).max(initial=0))
+  padded = np.pad(video, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='edge')
+  h, w = video.shape[1:3]
+  return np.stack([padded[t, pad - dy:pad - dy + h, pad - dx:pad - dx + w]
+                   for t, (dy, dx) in enumerate(shifts)])
+
+
 def reverse(x, axis=0):
   """Time reversal along `axis` (a contiguous copy)."""
   return np.ascontiguousarray(np.flip(x, axis=axis))

@@ -74,7 +74,8 @@ class Probe:
   """A BGRU head over frozen features, or over an encoder it fine-tunes.
 
   `config` fields: hidden (GRU width), steps, batch_size, eval_batch_size,
-  eval_every, patience, learning_rate (head), encoder_learning_rate.
+  eval_every, patience, learning_rate (Adam, head), and encoder_learning_rate
+  when fine-tuning. Gradients are clipped to global norm 1.
   """
 
   def __init__(self, kind, num_outputs, config, encoder_apply=None):

@@ -64,14 +64,16 @@ def _format(value):
   return '-' if value is None else f'{value:.3f}'
 
 
-def markdown(rows, reference, title='Results', images=()):
+def markdown(rows, reference, title='Results', notes='', images=()):
   """Markdown: the scores at the reference conditions, then a table per task
-  and metric with each condition varied in turn."""
+  and metric with each condition varied in turn; `notes` go under the title."""
   index = _index(rows)
   methods = _unique((r['method'], r['mode']) for r in rows)
   task_metrics = _unique((r['task'], r['metric']) for r in rows)
-  ref_text = ', '.join(condition_label(k, v) for k, v in reference.items())
-  lines = [f'# {title}', '', f'Test scores at {ref_text} unless a column says otherwise.', '']
+  ref_text = ', '.join(f'{_AXIS_TITLES.get(k, k)} {condition_label(k, v)}'
+                       for k, v in reference.items())
+  lines = [f'# {title}', ''] + ([notes, ''] if notes else [])
+  lines += [f'Test scores at {ref_text} unless a column says otherwise.', '']
   lines += _table(['method', 'mode'] + [f'{t} {m}' for t, m in task_metrics],
                   [[*mm] + [_format(_get(index, mm, tm, reference)) for tm in task_metrics]
                    for mm in methods])
@@ -120,7 +122,7 @@ def plot(rows, reference, key, path):
   plt.close(fig)
 
 
-def write(workdir, rows, reference, title='Results'):
+def write(workdir, rows, reference, title='Results', notes=''):
   """Writes WORKDIR/results.json, results.md and a PNG per condition that varies."""
   check_rows(rows)
   with open(os.path.join(workdir, 'results.json'), 'w') as f:
@@ -131,4 +133,4 @@ def write(workdir, rows, reference, title='Results'):
       images.append(f'score_vs_{key}.png')
       plot(rows, reference, key, os.path.join(workdir, images[-1]))
   with open(os.path.join(workdir, 'results.md'), 'w') as f:
-    f.write(markdown(rows, reference, title, images))
+    f.write(markdown(rows, reference, title, notes, images))

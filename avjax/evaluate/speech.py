@@ -2,8 +2,8 @@
 
   python -m avjax.evaluate --suite=speech --workdir=DIR [--preset=tiny]
 
-Methods (`config.methods`):
-* `mfcc`, `logmel`: hand-crafted features (frozen);
+Methods (`config.methods`, or --methods):
+* `mfcc`, `logmel`: hand-crafted features (frozen; log-mel is off by default);
 * `random`: a randomly initialised audio encoder shaped as `config.encoder_config`'s;
 * `supervised`: that random encoder fine-tuned with the head, from scratch;
 * any other name: a pretext task pretrained with `configs/NAME.py` in
@@ -16,12 +16,17 @@ vocabulary; accuracy), `emotion` (per clip; accuracy and UAR), `affect`
 and `valence`). Each head trains on a class-stratified `label_fraction` of the
 train split (stratified by word, or by emotion for clip tasks; nested
 subsets), is selected on the whole clean validation split, and is scored on
-the test split's unseen speakers, clean and with white noise at each of
-`config.snrs_db` (noise on test audio only). Fine-tuning runs for
-`config.finetune_tasks` x `config.finetune_fractions` only.
+the test split's unseen speakers, clean and with white Gaussian noise at each
+of `config.snrs_db` (noise on test audio only, so each head trains once per
+method, task and fraction). Fine-tuning, which costs far more, runs for
+`config.finetune` methods on `config.finetune_tasks` x
+`config.finetune_fractions` only (default: supervised, recon and multitask on
+emotion at every fraction).
 """
 
+import dataclasses
 import importlib.util
+import json
 import os
 import time
 
@@ -53,14 +58,16 @@ PRESETS = ('default', 'tiny')
 
 
 def get_config(preset='default'):
-  """The suite's settings; `tiny` runs end to end in about a minute on a CPU."""
+  """The suite's settings; `default` takes about 40 minutes on a 2-core CPU,
+  `tiny` (on avsynth/heads_tiny) one or two."""
   if preset not in PRESETS:
     raise ValueError(f'unknown preset {preset!r}; known: {PRESETS}')
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.data = dict(name='avsynth', config='heads', data_dir='')
-  config.methods = ('mfcc', 'logmel', RANDOM, SUPERVISED, 'recon', 'aot', 'odd', 'multitask')
-  config.finetune = (SUPERVISED, 'recon', 'aot', 'odd', 'multitask')
+  # Also known: 'logmel'; any configs/NAME.py whose task has an `audio_encoder`.
+  config.methods = ('mfcc', RANDOM, SUPERVISED, 'recon', 'aot', 'odd', 'multitask')
+  config.finetune = (SUPERVISED, 'recon', 'multitask')  # Fine-tuned as well as frozen.
   config.tasks = tuple(TASKS)
   config.label_fractions = (0.01, 0.1, 1.0)
   config.min_examples = 8  # The smallest labelled subset.
@@ -71,15 +78,17 @@ def get_config(preset='default'):
   config.configs_dir = ''  # '' = the repository's configs/.
   config.pretrain = dict(
       preset='',  # The argument of each configs/NAME.py.
-      total_steps=dict(recon=600, aot=600, odd=600, multitask=600),  # Else the config's own.
+      # Else the config's own. Sized for the 2-core CPU: about 6 + 3 + 2 + 8 minutes.
+      total_steps=dict(recon=500, aot=600, odd=600, multitask=500),
       evals=4)    # Validation passes (with the linear probe) per pretraining run.
-  config.probe = dict(hidden=64, steps=600, batch_size=32, eval_batch_size=128,
-                      eval_every=50, patience=4, learning_rate=1e-3,
-                      encoder_learning_rate=3e-4)
-  config.finetune_steps = 300
+  config.probe = dict(hidden=64, steps=300, batch_size=32, eval_batch_size=128,
+                      eval_every=50, patience=3, learning_rate=1e-3)
+  config.finetune_probe = dict(hidden=64, steps=150, batch_size=16, eval_batch_size=128,
+                               eval_every=50, patience=2, learning_rate=1e-3,
+                               encoder_learning_rate=3e-4)
   if preset == 'tiny':
     config.data.config = 'heads_tiny'
-    config.methods = ('mfcc', RANDOM, SUPERVISED, 'recon')
+    config.methods = ('mfcc', SUPERVISED, 'recon')
     config.finetune = (SUPERVISED, 'recon')
     config.label_fractions = (0.25, 1.0)
     config.min_examples = 4
@@ -88,8 +97,8 @@ def get_config(preset='default'):
     config.pretrain.preset = 'tiny'
     config.pretrain.total_steps = dict(recon=2, aot=2, odd=2, multitask=2)
     config.pretrain.evals = 1
-    config.probe.update(hidden=8, steps=4, eval_every=2, batch_size=8, eval_batch_size=32)
-    config.finetune_steps = 2
+    for probe_config in (config.probe, config.finetune_probe):
+      probe_config.update(hidden=8, steps=4, eval_every=2, batch_size=8, eval_batch_size=32)
   return config
 
 
@@ -173,7 +182,10 @@ def method_config(config, name):
                      'choose other --methods')
   spec = importlib.util.spec_from_file_location(f'avjax_config_{name}', path)
   module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  try:
+    spec.loader.exec_module(module)
+  except ModuleNotFoundError as e:  # e.g. `from configs import recon`.
+    raise ValueError(f'cannot load {path}: {e}; run from the repository root') from e
   method = module.get_config(config.pretrain.preset or None)
   method.data.config = config.data.config
   method.data.data_dir = config.data.data_dir
@@ -184,17 +196,15 @@ def method_config(config, name):
 
 
 def pretrain(config, name, workdir):
-  """Pretrains (or resumes) method `name` and exports its encoders; returns the export dir."""
+  """Pretrains (or resumes) method `name` in WORKDIR/pretrain/NAME; exports to encoders/NAME."""
   run_dir = os.path.join(workdir, 'pretrain', name)
-  export_dir = os.path.join(workdir, 'encoders', name)
   logging.info('pretraining %s in %s', name, run_dir)
   train.train_and_evaluate(method_config(config, name), run_dir)
-  checkpoint.export_encoders(run_dir, export_dir)
-  return export_dir
+  checkpoint.export_encoders(run_dir, os.path.join(workdir, 'encoders', name))
 
 
 def audio_encoder(config, method, workdir, waveform):
-  """(module, apply, params) of a method's audio encoder: exported, or random.
+  """(module, params) of a method's audio encoder: exported, or random.
 
   A random encoder is shaped as `config.encoder_config`'s and initialised on
   one clip's `waveform` with `config.seed`.
@@ -203,17 +213,32 @@ def audio_encoder(config, method, workdir, waveform):
     task_config = method_config(config, config.encoder_config)
     module = tasks.TASKS[task_config.task](task_config).encoders()['audio_encoder'][0]
     windows = features.windows(module, waveform[None])
-    params = module.init(jax.random.key(config.seed), windows)['params']
-    return module, lambda p, x: module.apply({'params': p}, x), params
+    return module, module.init(jax.random.key(config.seed), windows)['params']
   export_dir = os.path.join(workdir, 'encoders', method)
   task_config = checkpoint.load_config(os.path.join(export_dir, 'audio_encoder'))
-  apply, params = checkpoint.load_encoder(export_dir, 'audio_encoder')
   module = tasks.TASKS[task_config.task](task_config).encoders()['audio_encoder'][0]
-  return module, apply, params
+  return module, checkpoint.load_encoder(export_dir, 'audio_encoder')[1]
+
+
+def _describe(module):
+  """A hashable description of an encoder module (None stays None).
+
+  Exported configs come back from JSON with lists where the code has tuples,
+  so the fields are compared as JSON.
+  """
+  if module is None:
+    return None
+  fields = {f.name: getattr(module, f.name) for f in dataclasses.fields(module)
+            if f.name not in ('parent', 'name')}
+  return type(module).__name__, json.dumps(fields, sort_keys=True, default=str)
 
 
 class _Suite:
-  """The data, examples and conditions shared by every method's probes."""
+  """The data, examples and conditions shared by every method's probes.
+
+  Probes are kept by (task, feature width, encoder), so methods with equal
+  shapes reuse one compiled head.
+  """
 
   def __init__(self, config):
     self.config = config
@@ -226,45 +251,58 @@ class _Suite:
     self.test_waveforms = {snr: features.with_white_noise(
         self.clips['test']['waveform'], snr, config.seed) for snr in self.snrs}
     self.rows = []
+    self._probes = {}
 
-  def subsets(self, task, fractions):
+  def _probe(self, task, width, module):
+    key = (task, width, _describe(module))
+    if key not in self._probes:
+      kind, num_outputs = TASKS[task]
+      if module is None:
+        self._probes[key] = probe.Probe(kind, num_outputs, self.config.probe)
+      else:
+        apply = lambda p, x: module.apply({'params': p}, x)
+        self._probes[key] = probe.Probe(kind, num_outputs, self.config.finetune_probe, apply)
+    return self._probes[key]
+
+  def _subsets(self, task, fractions):
     train = self.examples[task]['train']
     classes = strata(task, train, self.clips['train'])
     for fraction in fractions:
       yield fraction, train.take(label_subset(classes, fraction, self.config.seed,
                                               self.config.min_examples))
 
-  def probe_task(self, method, mode, task, fractions, make_probe, params, inputs):
-    """Trains `task`'s head at each label fraction; adds a row per test condition."""
-    kind, num_outputs = TASKS[task]
+  def probe_task(self, method, task, fractions, inputs, module=None, params=None):
+    """Trains `task`'s head (fine-tuning `module` if given) at each label fraction;
+    adds a row per test condition and metric."""
+    mode = 'frozen' if module is None else 'finetune'
     examples = self.examples[task]
-    trainer = make_probe(kind, num_outputs)
-    for fraction, subset in self.subsets(task, fractions):
+    trainer = self._probe(task, inputs['train'].shape[-1], module)
+    for fraction, subset in self._subsets(task, fractions):
       start = time.time()
       init = trainer.init(self.config.seed, inputs['train'], params)
       best, val = trainer.fit(init, inputs['train'], subset, inputs['validation'],
                               examples['validation'], self.config.seed)
-      scores = []
+      clean = []
       for snr in self.snrs:
         predictions = trainer.predict(best, inputs['test'][snr], examples['test'])
         for task_name, metric, value in measure(task, predictions, examples['test']):
           self.rows.append(dict(method=method, mode=mode, task=task_name, metric=metric,
                                 value=float(value), snr_db=snr, label_fraction=fraction,
                                 num_train_examples=len(subset)))
-          scores.append(f'{task_name}/{metric}@{"clean" if snr is None else snr}={value:.3f}')
-      logging.info('%s %s %s %.0f%% labels (%d examples): val %.3f; test %s (%.0f s)',
-                   method, mode, task, 100 * fraction, len(subset), val,
-                   ' '.join(scores[:2]), time.time() - start)
+          if snr is None:
+            clean.append(f'{task_name} {metric} {value:.3f}')
+      logging.info('%s %s %s, %g%% labels (%d examples): validation %.3f; clean test %s '
+                   '(%.0f s)', method, mode, task, 100 * fraction, len(subset), val,
+                   ', '.join(clean), time.time() - start)
 
 
-def _frozen_inputs(suite, method, encoder):
+def _frozen_inputs(suite, method, module, params):
   """Standardised features of train, validation and (per SNR) test clips."""
   clips = suite.clips
   if method in features.HANDCRAFTED:
     extract = lambda w: features.handcrafted_batch(w, method)
   else:
-    module, apply, params = encoder
-    features_fn = jax.jit(lambda p, x: apply(p, x)[0])
+    features_fn = jax.jit(lambda p, x: module.apply({'params': p}, x)[0])
     extract = lambda w: features.encode(features_fn, params, features.windows(module, w))
   train_x, val_x = extract(clips['train']['waveform']), extract(clips['validation']['waveform'])
   test_x = {snr: extract(w) for snr, w in suite.test_waveforms.items()}
@@ -273,6 +311,7 @@ def _frozen_inputs(suite, method, encoder):
 
 
 def _finetune_inputs(suite, module):
+  """The encoder's inputs for train, validation and (per SNR) test clips."""
   clips = suite.clips
   return {'train': features.windows(module, clips['train']['waveform']),
           'validation': features.windows(module, clips['validation']['waveform']),
@@ -280,44 +319,50 @@ def _finetune_inputs(suite, module):
 
 
 def _check_methods(config):
+  """Raises ValueError on a grid the suite cannot run, before any work."""
   finetune = set(config.finetune) & set(config.methods)
-  if RANDOM in finetune or finetune & set(features.HANDCRAFTED):
-    raise ValueError(f'cannot fine-tune {sorted(finetune & {RANDOM, *features.HANDCRAFTED})}: '
-                     f'`{SUPERVISED}` is the fine-tuned random encoder')
+  frozen_only = finetune & {RANDOM, *features.HANDCRAFTED}
+  if frozen_only:
+    raise ValueError(f'cannot fine-tune {sorted(frozen_only)}: `{SUPERVISED}` is the '
+                     'fine-tuned random encoder')
   unknown = (set(config.tasks) | set(config.finetune_tasks)) - set(TASKS)
   if unknown:
     raise ValueError(f'unknown speech tasks {sorted(unknown)}; known: {sorted(TASKS)}')
-  for name in config.methods:  # Fail before hours of work, not after.
+  for name in config.methods:
     if name not in (RANDOM, SUPERVISED, *features.HANDCRAFTED):
       method_config(config, name)
+
+
+def _notes(config):
+  """What results.md states about how its numbers were measured."""
+  return (f'avsynth/{config.data.config}. Each BGRU probe ({config.probe.hidden} units per '
+          'direction) trains on a class-stratified fraction of the train split (at most '
+          f'{config.probe.steps} steps frozen, {config.finetune_probe.steps} fine-tuning), '
+          "is selected on the clean validation split and scored on the test split's unseen "
+          'speakers; white Gaussian noise is added to test audio only. Fine-tuning covers '
+          f'{", ".join(config.finetune_tasks)} only.')
 
 
 def run(config, workdir):
   """Runs the suite; writes WORKDIR/results.{json,md} and plots; returns the rows."""
   _check_methods(config)
   os.makedirs(workdir, exist_ok=True)
-  pretext = [m for m in config.methods if m not in (RANDOM, SUPERVISED, *features.HANDCRAFTED)]
-  for name in pretext:
-    pretrain(config, name, workdir)
+  for name in config.methods:
+    if name not in (RANDOM, SUPERVISED, *features.HANDCRAFTED):
+      pretrain(config, name, workdir)
   suite = _Suite(config)
-  frozen_probe = lambda kind, n: probe.Probe(kind, n, config.probe)
-  finetune_config = ml_collections.ConfigDict(config.probe.to_dict())
-  finetune_config.steps = config.finetune_steps
   for method in config.methods:
-    encoder = None
+    module = params = None
     if method not in features.HANDCRAFTED:
-      encoder = audio_encoder(config, method, workdir, suite.clips['train']['waveform'][0])
+      module, params = audio_encoder(config, method, workdir, suite.clips['train']['waveform'][0])
     if method != SUPERVISED:
-      inputs = _frozen_inputs(suite, method, encoder)
+      inputs = _frozen_inputs(suite, method, module, params)
       for task in config.tasks:
-        suite.probe_task(method, 'frozen', task, config.label_fractions, frozen_probe,
-                         None, inputs)
+        suite.probe_task(method, task, config.label_fractions, inputs)
     if method in config.finetune:
-      module, apply, params = encoder
       inputs = _finetune_inputs(suite, module)
-      make = lambda kind, n: probe.Probe(kind, n, finetune_config, encoder_apply=apply)
       for task in config.finetune_tasks:
-        suite.probe_task(method, 'finetune', task, config.finetune_fractions, make, params,
-                         inputs)
-    results.write(workdir, suite.rows, reference=dict(snr_db=None, label_fraction=1.0))
+        suite.probe_task(method, task, config.finetune_fractions, inputs, module, params)
+    results.write(workdir, suite.rows, reference=dict(snr_db=None, label_fraction=1.0),
+                  title='Speech suite', notes=_notes(config))
   return suite.rows

@@ -20,8 +20,11 @@ class AudioEncoder(nn.Module):
   video frame's audio and `context` samples each side), goes through strided 1D
   convs (the first about 5 ms wide with a 1 ms stride at 16 kHz), is averaged
   over what remains of its length, and a (bi)directional GRU runs over the
-  frames. D = gru_features, doubled when bidirectional. The convs are not
-  normalised (see `layers.ConvBlock`): loudness is a lip cue.
+  frames. D = gru_features, doubled when bidirectional. The waveform is first
+  normalised per example over all its windows (zero mean, unit variance, as
+  wav2vec 2.0 normalises an utterance), which keeps how loudness changes from
+  frame to frame (a lip cue) while putting every clip on one scale; the convs
+  are then not normalised (see `layers.ConvBlock`), so that cue survives.
 
   Returns `(features, aux)` with aux["frames"] the per-frame conv features
   [B, T, conv_features[-1]] and aux["features"] the output.
@@ -45,7 +48,9 @@ class AudioEncoder(nn.Module):
     if w != self.samples_per_frame + 2 * self.context:
       raise ValueError(f'audio windows of {w} samples; this encoder takes '
                        f'{self.samples_per_frame} + 2 * {self.context} (see `windows`)')
-    h = x.reshape(b * t, w, 1)
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    std = x.std(axis=(1, 2), keepdims=True)
+    h = ((x - mean) / (std + 1e-5)).reshape(b * t, w, 1)
     for i, (f, k, s) in enumerate(zip(self.conv_features, self.kernels, self.strides)):
       h = layers.ConvBlock(f, (k,), (s,), norm=False, dtype=self.dtype, name=f'conv{i}')(h)
     frames = h.mean(axis=1).reshape(b, t, -1)

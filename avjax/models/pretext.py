@@ -16,13 +16,18 @@ from avjax.models import audio
 
 
 class ScoreHead(nn.Module):
-  """Features [..., D] -> one score per row [...]: Dense -> ReLU -> Dense(1)."""
+  """Features [..., D] -> one score per row [...]: LayerNorm -> Dense -> GELU -> Dense(1).
+
+  The norm makes the head indifferent to the scale of the encoder's features,
+  which start small (its convs are unnormalised, see `AudioEncoder`).
+  """
   hidden: int = 128
   dtype: Any = None
 
   @nn.compact
   def __call__(self, x):
-    x = jax.nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name='hidden')(x))
+    x = nn.LayerNorm(dtype=self.dtype, name='norm')(x)
+    x = jax.nn.gelu(nn.Dense(self.hidden, dtype=self.dtype, name='hidden')(x))
     return nn.Dense(1, dtype=self.dtype, name='score')(x)[..., 0].astype(jnp.float32)
 
 

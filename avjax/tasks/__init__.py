@@ -5,7 +5,8 @@ A task is an object built from the whole config, `Task(config)`, with:
 * `init(rng, batch) -> params`: the model's parameters (a pytree, no mutable
   collections), created from one preprocessed batch.
 * `preprocess(example, rng) -> features`: numpy, runs in Grain workers on one
-  decoded example (a dict of numpy arrays) with a `np.random.Generator`.
+  decoded example (a dict of numpy arrays) with a `np.random.Generator`; features
+  may nest (multitask returns {task name: that task's features}).
 * `loss(params, batch, rng) -> (loss, metrics)`: pure and jit-able; `metrics`
   is a dict of scalars averaged over the batch.
 * `evaluate(params, batch) -> metrics`: pure and jit-able, deterministic, on a

@@ -49,14 +49,14 @@ class ArrowOfTime:
 
   def preprocess(self, example, rng):
     waveform = ops.to_float(example['audio'])
-    reversed_ = rng.random() < 0.5
-    if reversed_:
+    backwards = rng.random() < 0.5
+    if backwards:
       waveform = ops.reverse(waveform)
     # Windows of the whole clip, so a cropped frame's context is real audio.
     windows = self.audio_encoder.windows(waveform)
     start = rng.integers(0, len(windows) - self.config.num_frames + 1)
     return {'audio': windows[start:start + self.config.num_frames],
-            'label': np.int32(reversed_)}
+            'label': np.int32(backwards)}
 
   def _logits(self, params, windows):
     return self.model.apply({'params': params}, windows)[0]

@@ -35,6 +35,14 @@ def box_mask(boxes, height, width):
   return (inside_y[:, :, None] & inside_x[:, None, :])[..., None].astype(np.float32)
 
 
+def align_mouths(video, boxes):
+  """Face alignment by one tracked landmark: every frame moved (whole pixels) so
+  its mouth-box centre sits at the clip's mean centre. Returns (video, boxes)."""
+  centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+  shifts = np.round(centres.mean(0) - centres).astype(boxes.dtype)
+  return ops.translate_frames(video, shifts), boxes + np.concatenate([shifts, shifts], 1)
+
+
 def l1_metrics(pred, target, mask, mouth_weight):
   """(weighted L1 loss, {'l1', 'mouth_l1'}) for videos [B, T, H, W, C], mask [..., 1]."""
   err = jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32))
@@ -71,7 +79,9 @@ class Recon:
     return self.model.init({'params': rng}, still, audio, noise)['params']
 
   def preprocess(self, example, rng):
-    video = example['video']
+    video, boxes = example['video'], example['mouth_box']
+    if self.config.align_faces:
+      video, boxes = align_mouths(video, boxes)
     num_frames, length = self.config.num_frames, video.shape[0]
     start = rng.integers(0, length - num_frames + 1)
     crop = slice(start, start + num_frames)
@@ -81,7 +91,7 @@ class Recon:
         'still': _to_float_image(video[rng.integers(0, length)]),
         'video': _to_float_image(video[crop]),
         'audio': windows[crop],
-        'mouth_mask': box_mask(example['mouth_box'][crop], *video.shape[1:3]),
+        'mouth_mask': box_mask(boxes[crop], *video.shape[1:3]),
     }
 
   def _generate(self, params, batch, noise=None, audio=None):

@@ -1,0 +1,243 @@
+"""The probing harness: metrics, features, noise, label subsets, probes, the speech suite."""
+
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+from sklearn.metrics import recall_score
+
+from avjax import tasks
+from avjax.data import ops
+from avjax.evaluate import features
+from avjax.evaluate import linear_probe
+from avjax.evaluate import metrics
+from avjax.evaluate import probe
+from avjax.evaluate import results
+from avjax.evaluate import speech
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+# ---- metrics ----
+
+@pytest.mark.parametrize('seed', range(5))
+def test_uar_matches_sklearn_macro_recall(seed):
+  rng = np.random.default_rng(seed)
+  labels = rng.choice(6, size=200, p=[0.4, 0.3, 0.1, 0.1, 0.05, 0.05])
+  predictions = np.where(rng.random(200) < 0.6, labels, rng.integers(0, 7, 200))  # 6: never true.
+  expected = recall_score(labels, predictions, average='macro', labels=np.unique(labels))
+  assert metrics.uar(labels, predictions) == pytest.approx(expected)
+  assert metrics.accuracy(labels, predictions) == pytest.approx(np.mean(labels == predictions))
+
+
+def test_uar_weighs_classes_equally():
+  labels = np.array([0] * 8 + [1] * 2)
+  always_zero = np.zeros(10, int)
+  assert metrics.accuracy(labels, always_zero) == pytest.approx(0.8)
+  assert metrics.uar(labels, always_zero) == pytest.approx(0.5)
+
+
+def test_ccc_on_hand_made_cases():
+  x = np.sin(np.linspace(0, 4 * np.pi, 200, endpoint=False))  # Zero mean.
+  assert metrics.ccc(x, x) == pytest.approx(1.0)
+  assert metrics.ccc(x, -x) == pytest.approx(-1.0)
+  offset = metrics.ccc(x, x + 0.5)
+  assert offset < 1.0
+  assert offset == pytest.approx(2 * x.var() / (2 * x.var() + 0.25))
+  y = 0.5 * x + 0.1 * np.cos(3 * np.linspace(0, 4 * np.pi, 200)) + 0.2
+  r = np.corrcoef(x, y)[0, 1]
+  expected = 2 * r * x.std() * y.std() / (x.var() + y.var() + (x.mean() - y.mean()) ** 2)
+  assert metrics.ccc(x, y) == pytest.approx(expected)
+  assert metrics.ccc(np.ones(5), np.ones(5)) == 1.0
+
+
+def test_masked_ccc_matches_numpy_ccc_on_the_valid_entries():
+  rng = np.random.default_rng(0)
+  x, y = rng.normal(size=(4, 10)), rng.normal(size=(4, 10))
+  mask = (np.arange(10) < np.array([[3], [10], [7], [1]])).astype(np.float32)
+  got = probe.masked_ccc(x, y, mask)
+  assert float(got) == pytest.approx(metrics.ccc(x[mask > 0], y[mask > 0]), rel=1e-4)
+
+
+# ---- features and conditions ----
+
+def test_handcrafted_features_have_one_row_per_video_frame():
+  n = 50 * ops.SAMPLES_PER_FRAME
+  t = np.arange(n) / ops.SAMPLE_RATE
+  waveform = np.where((t >= 0.4) & (t < 0.8), 0.5 * np.sin(2 * np.pi * 440 * t), 1e-4)
+  for kind, width in (('logmel', 4 * 40), ('mfcc', 4 * 13)):
+    x = features.handcrafted(waveform.astype(np.float32), kind)
+    assert x.shape == (50, width) and x.dtype == np.float32
+  energy = features.handcrafted(waveform, 'logmel').max(1)  # The tone: frames 10..19.
+  assert energy[11:19].min() > energy[:9].max() + 5
+  assert energy[11:19].min() > energy[21:].max() + 5
+  with pytest.raises(ValueError, match='unknown hand-crafted'):
+    features.handcrafted(waveform, 'plp')
+
+
+def test_encoder_windows_and_features_follow_the_frames():
+  encoder = tasks.TASKS['recon'](speech.method_config(speech.get_config('tiny'), 'recon'))
+  module = encoder.encoders()['audio_encoder'][0]
+  waveforms = np.random.default_rng(0).normal(size=(3, 25 * 640)).astype(np.float32) * 0.1
+  windows = features.windows(module, waveforms)
+  assert windows.shape == (3, 25, 640 + 2 * module.context)
+  params = jax.jit(module.init)(jax.random.key(0), windows[:1])['params']
+  fn = jax.jit(lambda p, x: module.apply({'params': p}, x)[0])
+  x = features.encode(fn, params, windows, batch_size=2)  # The last batch padded.
+  assert x.shape == (3, 25, 2 * module.gru_features)
+  np.testing.assert_allclose(x[1:], np.asarray(fn(params, windows[1:])), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('snr', [20.0, 5.0, 0.0])
+def test_white_noise_condition_has_the_asked_snr(snr):
+  clean = np.random.default_rng(1).normal(size=(3, 16000)).astype(np.float32) * 0.1
+  clean[1] *= 5.0
+  noisy = features.with_white_noise(clean, snr, seed=0)
+  for c, n in zip(clean, noisy):
+    assert ops.snr_db(c, n - c) == pytest.approx(snr, abs=1e-3)
+  np.testing.assert_array_equal(noisy, features.with_white_noise(clean, snr, seed=0))
+  assert features.with_white_noise(clean, None, seed=0) is clean
+
+
+def test_label_subset_size_stratification_determinism_and_nesting():
+  classes = np.repeat(np.arange(6), [300, 200, 200, 150, 100, 58])  # 1008 examples.
+  small = speech.label_subset(classes, 0.01, seed=0, min_examples=8)
+  assert len(small) == 11  # ceil(10.08)
+  assert len(speech.label_subset(classes, 0.001, seed=0, min_examples=8)) == 8
+  tenth = speech.label_subset(classes, 0.1, seed=0)
+  assert len(tenth) == 101
+  counts = np.bincount(classes[tenth], minlength=6)
+  np.testing.assert_allclose(counts, 101 * np.bincount(classes) / 1008, atol=1.0)
+  np.testing.assert_array_equal(tenth, speech.label_subset(classes, 0.1, seed=0))
+  assert set(small) <= set(tenth)
+  assert not np.array_equal(tenth, speech.label_subset(classes, 0.1, seed=1))
+  assert len(speech.label_subset(classes, 1.0, seed=0)) == 1008
+
+
+# ---- probes ----
+
+def _probe_config(**overrides):
+  return ml_collections.ConfigDict(dict(
+      hidden=16, steps=100, batch_size=32, eval_batch_size=64, eval_every=25, patience=3,
+      learning_rate=1e-2, **overrides))
+
+
+def test_probe_learns_word_spans_above_chance():
+  """The class shows only inside each example's span; elsewhere the frames are noise."""
+  rng = np.random.default_rng(0)
+  num_clips, num_frames, width, num_classes = 160, 20, 8, 4
+  inputs = rng.normal(size=(num_clips, num_frames, width)).astype(np.float32)
+  start = rng.integers(0, 14, num_clips)
+  length = rng.integers(2, 6, num_clips)
+  target = rng.integers(0, num_classes, num_clips)
+  for i in range(num_clips):
+    inputs[i, start[i]:start[i] + length[i], target[i]] += 2.0
+  index = np.minimum(start[:, None] + np.arange(6), num_frames - 1)
+  examples = probe.Examples(np.arange(num_clips), index, length, target)
+  train, val, test = examples.take(slice(0, 100)), examples.take(slice(100, 130)), \
+      examples.take(slice(130, 160))
+  trainer = probe.Probe('classify', num_classes, _probe_config())
+  params, val_score = trainer.fit(trainer.init(0, inputs), inputs, train, inputs, val, seed=0)
+  accuracy = metrics.accuracy(test.target, trainer.predict(params, inputs, test))
+  assert val_score > 0.7 and accuracy > 0.7  # Chance: 0.25.
+
+
+def test_ridge_probe_separates_separable_classes():
+  rng = np.random.default_rng(0)
+  y = rng.integers(0, 3, 60)
+  x = rng.normal(size=(60, 5)) + 4.0 * np.eye(5)[y]
+  assert linear_probe.ridge_accuracy(x[:30], y[:30], x[30:], y[30:]) == 1.0
+
+
+def _tiny_config(data_dir, data='heads_tiny', **probe):
+  config = speech.method_config(speech.get_config('tiny'), 'recon')
+  config.data.update(data_dir=data_dir, config=data)
+  config.probe.update(probe)
+  return config
+
+
+def test_linear_probe_hook_gives_finite_accuracies(data_dir):
+  config = _tiny_config(data_dir, labels=('emotion', 'speaker'))
+  task = tasks.TASKS['recon'](config)
+  lp = linear_probe.from_config(config, task)
+  module = task.encoders()['audio_encoder'][0]
+  params = {'audio_encoder': module.init(jax.random.key(0), np.zeros((1, 25, 960), np.float32))
+            ['params']}
+  out = lp(params)
+  assert set(out) == {'probe_emotion_acc', 'probe_speaker_acc'}
+  assert all(0.0 <= v <= 1.0 for v in out.values())
+
+
+def test_linear_probe_is_skipped_when_off_or_without_labels(data_dir):
+  config = _tiny_config(data_dir, labels=())
+  assert linear_probe.from_config(config, tasks.TASKS['recon'](config)) is None
+  config = _tiny_config(data_dir, data='scenes_tiny')  # No emotion labels.
+  assert linear_probe.from_config(config, tasks.TASKS['recon'](config)) is None
+
+
+# ---- results and the suite ----
+
+def test_results_markdown_tables_vary_one_condition_at_a_time(tmp_path):
+  rows = [dict(method=m, mode='frozen', task='emotion', metric='uar', value=v + d,
+               snr_db=snr, label_fraction=f)
+          for m, v in (('mfcc', 0.3), ('recon', 0.5))
+          for snr, f, d in ((None, 1.0, 0.0), (0.0, 1.0, -0.2), (None, 0.1, -0.1))]
+  results.write(str(tmp_path), rows, reference=dict(snr_db=None, label_fraction=1.0))
+  text = (tmp_path / 'results.md').read_text()
+  assert '| method | mode | clean | 0 dB | 10% | 100% |' in text
+  assert '| recon | frozen | 0.500 | 0.300 | 0.400 | 0.500 |' in text
+  assert json.loads((tmp_path / 'results.json').read_text()) == {'rows': rows}
+  assert (tmp_path / 'score_vs_snr_db.png').stat().st_size > 1000
+  with pytest.raises(ValueError, match='non-finite'):
+    results.check_rows([dict(rows[0], value=float('nan'))])
+
+
+def run_suite(workdir, data_dir, *flags):
+  cmd = [sys.executable, '-m', 'avjax.evaluate', '--suite=speech', '--preset=tiny',
+         f'--workdir={workdir}', f'--data_dir={data_dir}', *flags]
+  # The tiny suite's time goes to compiling; unoptimised code compiles in half of it.
+  xla_flags = os.environ.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=0'
+  proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                        env={**os.environ, 'XLA_FLAGS': xla_flags})
+  return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_tiny_speech_suite_writes_well_formed_results(data_dir, tmp_path):
+  code, log = run_suite(tmp_path, data_dir)
+  assert code == 0, log[-3000:]
+  assert 'val_probe_emotion_acc' in log  # The pretraining's linear probe ran.
+  rows = json.loads((tmp_path / 'results.json').read_text())['rows']
+  for row in rows:
+    assert set(results.REQUIRED) <= set(row)
+    assert math.isfinite(row['value'])
+  config = speech.get_config('tiny')
+  assert {r['method'] for r in rows} == set(config.methods)
+  assert {(r['method'], r['mode']) for r in rows if r['mode'] == 'finetune'} == {
+      (m, 'finetune') for m in config.finetune}
+  assert {(r['task'], r['metric']) for r in rows} == {
+      ('word', 'accuracy'), ('emotion', 'accuracy'), ('emotion', 'uar'),
+      ('arousal', 'ccc'), ('valence', 'ccc')}
+  assert {r['snr_db'] for r in rows} == {None, *config.snrs_db}
+  assert {r['label_fraction'] for r in rows} == set(config.label_fractions)
+  # One row per method, mode, task, metric and condition.
+  keys = [(r['method'], r['mode'], r['task'], r['metric'], r['snr_db'], r['label_fraction'])
+          for r in rows]
+  assert len(keys) == len(set(keys))
+  text = (tmp_path / 'results.md').read_text()
+  assert '| recon | frozen |' in text and '## emotion uar' in text
+  assert (tmp_path / 'score_vs_snr_db.png').exists()
+  assert (tmp_path / 'encoders' / 'recon' / 'audio_encoder').is_dir()
+
+
+def test_cli_errors_are_one_line(data_dir, tmp_path):
+  code, log = run_suite(tmp_path, data_dir, '--methods=mfcc,nosuch')
+  assert code != 0
+  assert "avjax.evaluate: error: method 'nosuch' has no pretraining config" in log
+  assert 'Traceback' not in log
