@@ -52,3 +52,11 @@ def trainer_defaults():
   # labels=() turns it off.
   config.probe = ml_collections.ConfigDict(dict(labels=('emotion',), num_examples=128))
   return config
+
+
+def make_tiny(config, data_config):
+  """The trainer side of every `tiny` preset: a few steps on a tiny dataset, in seconds."""
+  config.data.config = data_config
+  config.data.num_workers = 0
+  config.update(batch_size=8, total_steps=6, log_every=2, eval_every=3, eval_batches=1,
+                checkpoint_every=3)

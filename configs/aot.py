@@ -36,14 +36,7 @@ def get_config(arg=None):
   # ---- end of model and task blocks ----
 
   if arg.tiny:
-    config.data.config = 'heads_tiny'
-    config.batch_size = 8
-    config.total_steps = 6
-    config.log_every = 2
-    config.eval_every = 3
-    config.eval_batches = 1
-    config.checkpoint_every = 3
-    config.data.num_workers = 0
+    config_lib.make_tiny(config, 'heads_tiny')
     config.aot.num_frames = 8
     config.aot.hidden = 32
   return config

@@ -57,14 +57,7 @@ def get_config(arg=None):
     config.model.identity.features = (64, 128, 256, 512, 512)
     config.model.decoder.features = (512, 256, 128, 64, 32)
   if arg.tiny:
-    config.data.config = 'heads_tiny'
-    config.batch_size = 8
-    config.total_steps = 6
-    config.log_every = 2
-    config.eval_every = 3
-    config.eval_batches = 1
-    config.checkpoint_every = 3
-    config.data.num_workers = 0
+    config_lib.make_tiny(config, 'heads_tiny')
     config.recon.num_frames = 5
     config.model.audio.update(conv_features=(16, 32, 32), kernels=(80, 4, 4),
                               strides=(16, 2, 2), gru_features=32)
