@@ -5,7 +5,6 @@ r"""Trains a task from an ml_collections config.
       --config.total_steps=20
 """
 
-import logging as std_logging
 import sys
 
 import jax
@@ -14,6 +13,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from avjax import metric_writers
 from avjax import parallel
 from avjax import train
 
@@ -21,11 +21,6 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a configs/*.p
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and metrics.')
 flags.mark_flags_as_required(['config', 'workdir'])
-
-
-def _quiet_orbax(record):
-  """Keeps orbax's per-save INFO lines out of the log; its warnings stay."""
-  return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
 
 
 def _parse_flags(argv):
@@ -42,7 +37,7 @@ def _parse_flags(argv):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  logging.get_absl_handler().addFilter(_quiet_orbax)
+  logging.get_absl_handler().addFilter(metric_writers.quiet_orbax)
   parallel.maybe_initialize_distributed()
   jax.config.update('jax_threefry_partitionable', True)
   logging.info('process %d of %d; devices: %s', jax.process_index(), jax.process_count(),

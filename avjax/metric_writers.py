@@ -1,6 +1,7 @@
 """Metrics as JSON lines and TensorBoard events, and the progress line."""
 
 import json
+import logging as std_logging
 import os
 import time
 
@@ -64,3 +65,8 @@ class Progress:
     logging.info('step %d/%d  %.2f steps/s  %.1f examples/s  ETA %s', step, self._total,
                  rate, rate * self._batch, time.strftime('%H:%M:%S', time.gmtime(eta)))
     return {'steps_per_sec': rate, 'examples_per_sec': rate * self._batch}
+
+
+def quiet_orbax(record):
+  """A log filter keeping orbax's per-save INFO lines out; its warnings stay."""
+  return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname

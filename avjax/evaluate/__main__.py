@@ -8,7 +8,6 @@ writes WORKDIR/results.json ({"rows": [...]}), results.md and PNG plots. A
 rerun in the same workdir resumes each pretraining run from its checkpoint.
 """
 
-import logging as std_logging
 import sys
 
 import jax
@@ -16,6 +15,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from avjax import metric_writers
 from avjax.evaluate import speech
 
 SUITES = {'speech': speech}
@@ -28,14 +28,10 @@ _METHODS = flags.DEFINE_list('methods', None, "Methods to run (default: the pres
 flags.mark_flags_as_required(['suite', 'workdir'])
 
 
-def _quiet_orbax(record):
-  return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  logging.get_absl_handler().addFilter(_quiet_orbax)
+  logging.get_absl_handler().addFilter(metric_writers.quiet_orbax)
   jax.config.update('jax_threefry_partitionable', True)
   suite = SUITES[_SUITE.value]
   try:
