@@ -15,11 +15,10 @@ def get_config(arg=None):
   config = config_lib.trainer_defaults()
   config.task = 'recon'
   config.data.config = 'heads'
-  # Default: sized to train in about 10 minutes on a 2-core CPU. Many small
-  # steps beat few large ones here: the decoder first learns to copy the still
-  # frame, and only later to move the mouth with the audio.
+  # Default: sized for a 2-core CPU (see README for the measured run). Many
+  # small steps beat few large ones here.
   config.batch_size = 16
-  config.total_steps = 2000
+  config.total_steps = 3000
   config.eval_every = 500
   config.checkpoint_every = 500
   config.log_every = 100
@@ -30,6 +29,7 @@ def get_config(arg=None):
       num_frames=5,         # Frames per training example, cropped at random.
       mouth_weight=5.0,     # Extra L1 weight inside the mouth box.
       align_faces=True,     # Steady each frame on its mouth box (needs `mouth_box`).
+      face_crop=32,         # Square crop around the face, by the mouth box; 0: whole frame.
   ))
   config.model = ml_collections.ConfigDict(dict(
       audio=dict(           # avjax.models.audio.AudioEncoder
@@ -51,14 +51,14 @@ def get_config(arg=None):
     config.eval_every = config.checkpoint_every = 5000
     config.optimizer.update(learning_rate=1e-3, warmup_steps=2000)
     # Published scale (assumed: Vougioukas-sized generator, LRW's 29 frames).
-    # Five levels: a 4x4 bottleneck at 128x128, 2x2 at the default 64x64.
+    # Five levels: a 4x4 bottleneck on 128-pixel face crops, 1x1 on avsynth's 32.
     config.recon.num_frames = 29
     config.model.audio.update(conv_features=(64, 128, 256, 512), gru_features=256)
     config.model.identity.features = (64, 128, 256, 512, 512)
     config.model.decoder.features = (512, 256, 128, 64, 32)
   if arg.tiny:
     config_lib.make_tiny(config, 'heads_tiny')
-    config.recon.num_frames = 5
+    config.recon.update(num_frames=5, face_crop=0)  # heads_tiny frames are 32x32.
     config.model.audio.update(conv_features=(16, 32, 32), kernels=(80, 4, 4),
                               strides=(16, 2, 2), gru_features=32)
     config.model.identity.features = (8, 16, 32)  # 32x32 frames -> 4x4.

@@ -121,6 +121,22 @@ def test_align_mouths_steadies_the_mouth():
     assert aligned[t].sum() == video[t].sum() and aligned[t, y0:y1, x0:x1].min() == 255
 
 
+def test_crop_face_keeps_the_mouth_at_its_place_in_the_crop():
+  video = np.zeros((2, 64, 64, 3), np.uint8)
+  boxes = np.array([[30, 20, 34, 26], [32, 22, 36, 28]], np.int32)  # Mean centre (33, 24).
+  for t, (y0, x0, y1, x1) in enumerate(boxes):
+    video[t, y0:y1, x0:x1] = 255
+  crop, moved = recon.crop_face(video, boxes, 20)
+  assert crop.shape == (2, 20, 20, 3)
+  np.testing.assert_array_equal(moved, boxes - [19, 14, 19, 14])  # 33 - 0.7 * 20, 24 - 10.
+  for t, (y0, x0, y1, x1) in enumerate(moved):
+    assert crop[t].sum() == video[t].sum() and crop[t, y0:y1, x0:x1].min() == 255
+  _, clamped = recon.crop_face(video, boxes + [30, 30, 30, 30], 20)  # Near the corner.
+  np.testing.assert_array_equal(clamped, boxes + 30 - 44)
+  with pytest.raises(ValueError, match='larger than the frames'):
+    recon.crop_face(video, boxes, 65)
+
+
 def test_box_mask_matches_box():
   mask = recon.box_mask(np.array([[2, 3, 5, 9]]), 12, 10)
   assert mask.shape == (1, 12, 10, 1)

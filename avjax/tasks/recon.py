@@ -2,7 +2,10 @@
 
 The generator (after Vougioukas et al.) sees one still frame of the clip and
 one raw-audio window per video frame, and must reconstruct every frame; the
-audio encoder it trains is the representation that gets exported.
+audio encoder it trains is the representation that gets exported. As in the
+published pipelines, frames are aligned (steadied on the mouth) and cropped
+around the face before the generator sees them (`config.recon.align_faces`,
+`face_crop`).
 
 Loss: pixel L1 with weight `1 + mouth_weight` inside the mouth box, divided by
 the sum of the weights (a weighted mean), so the loss stays on the scale of a
@@ -41,6 +44,19 @@ def align_mouths(video, boxes):
   centres = (boxes[:, :2] + boxes[:, 2:]) / 2
   shifts = np.round(centres.mean(0) - centres).astype(boxes.dtype)
   return ops.translate_frames(video, shifts), boxes + np.concatenate([shifts, shifts], 1)
+
+
+def crop_face(video, boxes, size):
+  """A [T, size, size] window around the face, one per clip, placed by the mouth
+  box: its mean centre lands at 70% of the height and half the width (clamped to
+  the frame). The face crop of LRW-style pipelines. Returns (video, boxes)."""
+  centre = ((boxes[:, :2] + boxes[:, 2:]) / 2).mean(0)
+  limit = np.array(video.shape[1:3]) - size
+  if (limit < 0).any():
+    raise ValueError(f'face crop of {size} pixels is larger than the frames {video.shape[1:3]}')
+  y0, x0 = np.clip(np.round(centre - [0.7 * size, 0.5 * size]).astype(int), 0, limit)
+  return (video[:, y0:y0 + size, x0:x0 + size],
+          boxes - np.array([y0, x0, y0, x0], boxes.dtype))
 
 
 def l1_metrics(pred, target, mask, mouth_weight):
@@ -82,6 +98,8 @@ class Recon:
     video, boxes = example['video'], example['mouth_box']
     if self.config.align_faces:
       video, boxes = align_mouths(video, boxes)
+    if self.config.face_crop:
+      video, boxes = crop_face(video, boxes, self.config.face_crop)
     num_frames, length = self.config.num_frames, video.shape[0]
     start = rng.integers(0, length - num_frames + 1)
     crop = slice(start, start + num_frames)
