@@ -58,8 +58,8 @@ PRESETS = ('default', 'tiny')
 
 
 def get_config(preset='default'):
-  """The suite's settings; `default` takes about 40 minutes on a 2-core CPU,
-  `tiny` (on avsynth/heads_tiny) one or two."""
+  """The suite's settings; `default` is sized for a 2-core CPU (README has the
+  measured run), `tiny` (on avsynth/heads_tiny) takes a minute or two."""
   if preset not in PRESETS:
     raise ValueError(f'unknown preset {preset!r}; known: {PRESETS}')
   config = ml_collections.ConfigDict()
@@ -78,9 +78,7 @@ def get_config(preset='default'):
   config.configs_dir = ''  # '' = the repository's configs/.
   config.pretrain = dict(
       preset='',  # The argument of each configs/NAME.py.
-      # Else the config's own. Sized for the 2-core CPU: about 6 + 3 + 2 + 8 minutes.
-      total_steps=dict(recon=500, aot=600, odd=600, multitask=500),
-      evals=4)    # Validation passes (with the linear probe) per pretraining run.
+      total_steps={})  # NAME: steps, else the config's own (each sized for a 2-core CPU).
   config.probe = dict(hidden=64, steps=300, batch_size=32, eval_batch_size=128,
                       eval_every=50, patience=3, learning_rate=1e-3)
   config.finetune_probe = dict(hidden=64, steps=150, batch_size=16, eval_batch_size=128,
@@ -96,7 +94,6 @@ def get_config(preset='default'):
     config.finetune_fractions = (1.0,)
     config.pretrain.preset = 'tiny'
     config.pretrain.total_steps = dict(recon=2, aot=2, odd=2, multitask=2)
-    config.pretrain.evals = 1
     for probe_config in (config.probe, config.finetune_probe):
       probe_config.update(hidden=8, steps=4, eval_every=2, batch_size=8, eval_batch_size=32)
   return config
@@ -190,8 +187,6 @@ def method_config(config, name):
   method.data.config = config.data.config
   method.data.data_dir = config.data.data_dir
   method.total_steps = config.pretrain.total_steps.get(name, method.total_steps)
-  method.eval_every = max(method.total_steps // config.pretrain.evals, 1)
-  method.checkpoint_every = method.total_steps
   return method
 
 
