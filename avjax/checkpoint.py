@@ -108,15 +108,17 @@ def load_encoder(directory, name='audio_encoder'):
   """Loads an exported encoder: returns `(apply, params)`.
 
   `apply(params, inputs) -> (features, aux)` is pure; `inputs` is the task's
-  preprocessed feature named in the export's config (`config.export.input_key`).
+  preprocessed feature named in the export's config (`config.export.input_key`),
+  or a tuple of them where that key is a tuple (an encoder of several inputs).
   """
   from avjax import tasks
   path = os.path.abspath(os.path.join(directory, name))
   config = load_config(path)
-  module, _ = tasks.TASKS[config.task](config).encoders()[name]
+  module, input_key = tasks.TASKS[config.task](config).encoders()[name]
   params = ocp.StandardCheckpointer().restore(os.path.join(path, 'params'))
 
   def apply(params, inputs):
-    return module.apply({'params': params}, inputs)
+    inputs = tuple(inputs) if isinstance(input_key, tuple) else (inputs,)
+    return module.apply({'params': params}, *inputs)
 
   return apply, params

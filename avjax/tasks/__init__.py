@@ -14,7 +14,8 @@ A task is an object built from the whole config, `Task(config)`, with:
 * `visualize(params, batch) -> np.ndarray | None`: host-side, a uint8 RGB
   image [H, W, 3] summarising a validation batch (or None).
 * `encoders() -> dict[name, (flax module, input feature key)]`: the encoders
-  that `avjax.export` writes, e.g. {"audio_encoder": (module, "audio")}.
+  that `avjax.export` writes, e.g. {"audio_encoder": (module, "audio")}; a
+  tuple of keys for a module called with several inputs, in that order.
 """
 
 from avjax.tasks import aot
