@@ -28,6 +28,6 @@ setuptools.setup(
         'tqdm',
     ],
     extras_require={
-        'test': ['mir_eval', 'pytest', 'pytest-xdist', 'scikit-learn', 'scipy'],
+        'test': ['mir_eval<0.9', 'pytest', 'pytest-xdist', 'scikit-learn', 'scipy'],
     },
 )
