@@ -22,10 +22,12 @@ from avjax.tasks import aot
 from avjax.tasks import multitask
 from avjax.tasks import odd
 from avjax.tasks import recon
+from avjax.tasks import sync
 
 TASKS = {
     'recon': recon.Recon,
     'aot': aot.ArrowOfTime,
     'odd': odd.OddOneOut,
     'multitask': multitask.Multitask,
+    'sync': sync.Sync,
 }

@@ -1,0 +1,197 @@
+"""The early-fusion audio-visual network of Owens & Efros (2018), "multisensory features".
+
+A raw-waveform audio stream and a 3D-conv video stream (ResNet-18-like, two
+residual blocks a stage) are fused after the video's second stage; the fused
+stack ends in global average pooling and one logit: does this audio go with
+this video? The logit's projection applied at every position of the last
+conv map instead of its mean gives the class activation map (CAM) that
+localises the sound.
+
+Published widths (Owens's `shift_net.py`), the `paper` preset:
+audio_features=(64, 128, 128, 256), video_features=(64, 64, 128, 256, 512),
+fusion_audio=128, fusion_hidden=512. GroupNorm stands in for his batch norm
+(the trainer keeps no mutable collections).
+"""
+
+import functools
+import math
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def compress(waveform, mu=255.0):
+  """Amplitude compression sign(x) * log(1 + mu |x|) / log(1 + mu) of a waveform in [-1, 1]."""
+  return jnp.sign(waveform) * jnp.log1p(mu * jnp.abs(waveform)) / math.log1p(mu)
+
+
+def adaptive_max_pool(x, length):
+  """Resamples x [B, L, C] in time to [B, length, C] by max-pooling.
+
+  Output step i is the max over input steps [floor(i L / length),
+  ceil((i + 1) L / length)): windows cover every input step and are never
+  empty, so this also upsamples (repeating steps) when length > L.
+  """
+  n = x.shape[1]
+  i = np.arange(length)
+  starts, ends = i * n // length, -(-(i + 1) * n // length)
+  steps = np.arange(n)
+  inside = (steps >= starts[:, None]) & (steps < ends[:, None])  # [length, L]
+  return jnp.where(inside[None, :, :, None], x[:, None], -jnp.inf).max(axis=2)
+
+
+class NormReLU(nn.Module):
+  """GroupNorm per example over all its positions (time, and space for video), then ReLU."""
+  max_groups: int = 8
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x):
+    groups = math.gcd(x.shape[-1], self.max_groups)
+    return jax.nn.relu(nn.GroupNorm(groups, dtype=self.dtype)(x))
+
+
+class ResBlock(nn.Module):
+  """Owens's residual block, 1D [B, L, C] or 3D [B, T, H, W, C] (by `len(kernel)`).
+
+  conv (strided) -> norm -> ReLU -> conv, added to the input (through a
+  strided 1x1 projection where the shape changes), then norm -> ReLU.
+  """
+  features: int
+  kernel: Sequence[int]
+  strides: int | Sequence[int] = 1
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x):
+    ndim = len(self.kernel)
+    strides = (self.strides,) * ndim if isinstance(self.strides, int) else tuple(self.strides)
+    conv = functools.partial(nn.Conv, self.features, padding='SAME', use_bias=False,
+                             dtype=self.dtype)
+    y = conv(tuple(self.kernel), strides=strides, name='conv1')(x)
+    y = NormReLU(dtype=self.dtype, name='norm1')(y)
+    y = conv(tuple(self.kernel), name='conv2')(y)
+    if strides != (1,) * ndim or x.shape[-1] != self.features:
+      x = conv((1,) * ndim, strides=strides, name='shortcut')(x)
+    return NormReLU(dtype=self.dtype, name='norm2')(x + y)
+
+
+class AudioStream(nn.Module):
+  """Waveform [B, S] in [-1, 1] -> features [B, S', features[-1]].
+
+  `compress` -> conv (features[0], kernels[0], strides[0]) -> norm -> ReLU ->
+  max-pool by `pool` -> one `ResBlock` per remaining (feature, kernel, stride).
+  S' = S / (prod(strides) * pool), rounded up at each step.
+  """
+  features: Sequence[int] = (16, 32, 32, 64)
+  kernels: Sequence[int] = (65, 15, 15, 15)
+  strides: Sequence[int] = (4, 4, 4, 4)
+  pool: int = 4
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, waveform):
+    x = compress(waveform.astype(jnp.float32))[..., None]
+    x = nn.Conv(self.features[0], (self.kernels[0],), strides=(self.strides[0],),
+                padding='SAME', use_bias=False, dtype=self.dtype, name='conv1')(x)
+    x = NormReLU(dtype=self.dtype, name='norm1')(x)
+    x = nn.max_pool(x, (self.pool,), (self.pool,), padding='SAME')
+    layers = zip(self.features[1:], self.kernels[1:], self.strides[1:])
+    for i, (f, k, s) in enumerate(layers, start=2):
+      x = ResBlock(f, (k,), s, dtype=self.dtype, name=f'conv{i}')(x)
+    return x
+
+
+class Fusion(nn.Module):
+  """Mixes audio features [B, L, Ca] into video features [B, T, H, W, Cv].
+
+  The audio is resampled to the video's T steps (`adaptive_max_pool`; Owens
+  uses a fractional max-pool), convolved in time (kernel 3, `audio_features`),
+  tiled over the [H, W] grid and concatenated with the video; then a 1x1x1
+  conv to `hidden` -> norm -> ReLU -> a 1x1x1 conv to `features`, added to a
+  1x1x1 projection of the concatenation (Owens takes channel slices of it
+  instead), and norm -> ReLU. Returns [B, T, H, W, features].
+  """
+  features: int
+  audio_features: int
+  hidden: int
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, video, audio):
+    b, t, h, w, _ = video.shape
+    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
+    a = conv(self.audio_features, (3,), padding='SAME', name='audio_conv')(
+        adaptive_max_pool(audio, t))
+    a = NormReLU(dtype=self.dtype, name='audio_norm')(a)
+    tiled = jnp.broadcast_to(a[:, :, None, None], (b, t, h, w, a.shape[-1]))
+    x = jnp.concatenate([video, tiled.astype(video.dtype)], axis=-1)
+    y = NormReLU(dtype=self.dtype, name='norm1')(conv(self.hidden, (1, 1, 1), name='conv1')(x))
+    y = conv(self.features, (1, 1, 1), name='conv2')(y)
+    shortcut = conv(self.features, (1, 1, 1), name='shortcut')(x)
+    return NormReLU(dtype=self.dtype, name='norm2')(shortcut + y)
+
+
+class SyncNet(nn.Module):
+  """Video [B, T, H, W, 3] in [-1, 1] + audio [B, S] -> (logit [B], aux).
+
+  Positive logit: the audio is aligned with the video. `audio` may also be
+  [B, K, S], K tracks per video: the video stages before the fusion then run
+  once per video (as in Owens's training, which scores each video with its
+  aligned and its shifted audio), and every output that depends on the audio
+  gains a K axis after B (logit [B, K]).
+
+  Video: conv1 (`video_kernel`, stride 2) -> norm -> ReLU -> max-pool [1, 3, 3]
+  / [1, 2, 2]; conv2 two blocks (the second of stride 2); fusion with the
+  audio stream's output; conv3 two blocks; conv4 two blocks (the first of
+  stride 2); conv5 two blocks (the first of stride [1, s, s], s =
+  `last_stride`: 1 gives a twice finer map for localisation); global average
+  pool; `logit` (a Dense to 1). The CAM is `logit` applied at every position
+  of conv5, so the logit equals the CAM's mean over [T', H', W'] exactly.
+
+  aux: 'audio' (the audio stream's output), 'conv1', 'conv2' (per video),
+  'fused', 'conv3', 'conv4', 'conv5' (feature maps) and 'cam' [B, T', H', W'].
+  """
+  audio_features: Sequence[int] = (16, 32, 32, 64)
+  audio_kernels: Sequence[int] = (65, 15, 15, 15)
+  audio_strides: Sequence[int] = (4, 4, 4, 4)
+  audio_pool: int = 4
+  video_features: Sequence[int] = (16, 16, 32, 64, 128)  # conv1 .. conv5.
+  video_kernel: Sequence[int] = (5, 7, 7)  # conv1's [T, H, W] kernel.
+  fusion_audio: int = 32
+  fusion_hidden: int = 128
+  last_stride: int = 2
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, video, audio):
+    b = video.shape[0]
+    k = audio.shape[1] if audio.ndim == 3 else 1
+    per_track = lambda x: x.reshape((b, k) + x.shape[1:]) if audio.ndim == 3 else x
+    sound = AudioStream(self.audio_features, self.audio_kernels, self.audio_strides,
+                        self.audio_pool, dtype=self.dtype, name='audio_stream')(
+                            audio.reshape(b * k, audio.shape[-1]))
+    f1, f2, f3, f4, f5 = self.video_features
+    block = functools.partial(ResBlock, kernel=(3, 3, 3), dtype=self.dtype)
+    x = nn.Conv(f1, tuple(self.video_kernel), strides=2, padding='SAME', use_bias=False,
+                dtype=self.dtype, name='conv1')(video)
+    conv1 = NormReLU(dtype=self.dtype, name='conv1_norm')(x)
+    x = nn.max_pool(conv1, (1, 3, 3), (1, 2, 2), padding='SAME')
+    conv2 = block(f2, strides=2, name='conv2_2')(block(f2, name='conv2_1')(x))
+    fused = Fusion(f3, self.fusion_audio, self.fusion_hidden, dtype=self.dtype,
+                   name='fusion')(jnp.repeat(conv2, k, axis=0), sound)
+    conv3 = block(f3, name='conv3_2')(block(f3, name='conv3_1')(fused))
+    conv4 = block(f4, name='conv4_2')(block(f4, strides=2, name='conv4_1')(conv3))
+    s = self.last_stride
+    conv5 = block(f5, name='conv5_2')(block(f5, strides=(1, s, s), name='conv5_1')(conv4))
+    head = nn.Dense(1, dtype=self.dtype, name='logit')
+    cam = head(conv5)[..., 0].astype(jnp.float32)
+    logit = head(conv5.mean(axis=(1, 2, 3)))[..., 0].astype(jnp.float32)
+    aux = {'audio': per_track(sound), 'conv1': conv1, 'conv2': conv2}
+    aux.update({name: per_track(x) for name, x in
+                (('fused', fused), ('conv3', conv3), ('conv4', conv4), ('conv5', conv5),
+                 ('cam', cam))})
+    return per_track(logit), aux

@@ -1,0 +1,126 @@
+"""sync: is the audio aligned with the video, or shifted? (Owens & Efros 2018)
+
+Each example is a window of `window_frames` video frames with two audio
+windows of the same length from the same clip: the aligned one (the samples
+under those frames) and a shifted one. The network sees every
+`frame_stride`-th frame of the window (Owens first trained on every 4th
+frame, then at the full rate) and all of its audio. The early-fusion
+`SyncNet` scores every video with both (label 1 aligned, 0 shifted; sigmoid
+cross-entropy), running its video stages before the fusion once per video.
+
+Shift bounds are fractions of the window, so they scale with clip and window
+lengths: |shift| in [min_shift, max_shift] * window, and never past the clip
+(both windows stay inside it). Owens's 4.2 s windows of 10 s clips overlap
+their shifted audio by at most 60 of 125 frames (|shift| >= 0.52 window) and
+shift by up to 5.9 s (1.4 windows); the defaults keep those fractions, and a
+window of 0.4 of the clip as his 4.2 of 10 s. The shift is in samples (not
+whole frames): its magnitude is drawn uniformly in the bounds, its sign at
+random, then the aligned window's start frame uniformly among the starts
+where both windows fit.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from avjax.data import ops
+from avjax.models import fusion
+from avjax.tasks import aot
+
+
+def to_float_image(x):
+  """uint8 -> float32 in [-1, 1]."""
+  return x.astype(np.float32) / 127.5 - 1.0
+
+
+def draw_windows(num_frames, num_samples, window_frames, min_shift, max_shift, rng,
+                 samples_per_frame=ops.SAMPLES_PER_FRAME):
+  """Draws (start frame, shift in samples) for an aligned and a shifted audio window.
+
+  The aligned window is the audio under frames [start, start + window_frames);
+  the shifted one starts `shift` samples later (earlier if negative), with
+  ceil(min_shift * W) <= |shift| <= floor(max_shift * W), W the window's
+  samples, and both inside the clip's whole frames. Raises ValueError when the
+  clip is too short for the smallest shift.
+  """
+  window = window_frames * samples_per_frame
+  room = (min(num_frames, num_samples // samples_per_frame) - window_frames) * samples_per_frame
+  low, high = int(np.ceil(min_shift * window)), min(int(np.floor(max_shift * window)), room)
+  if not 0 < low <= high:
+    raise ValueError(f'no shift of [{low}, {high}] samples (min_shift={min_shift}, '
+                     f'max_shift={max_shift} windows of {window_frames} frames) fits a clip '
+                     f'of {num_frames} frames; it must be positive and leave both windows inside')
+  shift = int(rng.integers(low, high + 1)) * (1 if rng.random() < 0.5 else -1)
+  first = -(-max(-shift, 0) // samples_per_frame)  # Ceiling division.
+  last = (room - max(shift, 0)) // samples_per_frame
+  return int(rng.integers(first, last + 1)), shift
+
+
+def pair_metrics(logits):
+  """(mean sigmoid cross-entropy, {'loss', 'accuracy'}) for logits [B, 2]: (aligned, shifted)."""
+  labels = jnp.broadcast_to(jnp.array([1, 0], jnp.int32), logits.shape)
+  return aot.binary_metrics(logits.reshape(-1), labels.reshape(-1))
+
+
+def cam_overlay(frames, heat, strength=0.6):
+  """Frames [N, H, W, 3] uint8 and heat maps [N, h, w] >= 0 -> [N * H, 2 * W, 3] uint8.
+
+  Each row: the frame, then the frame tinted red where the heat is high
+  (scaled to its clip's maximum, resized bilinearly to the frame).
+  """
+  n, h, w, _ = frames.shape
+  heat = np.asarray(heat, np.float32)
+  heat = heat / np.maximum(heat.max(axis=(1, 2), keepdims=True), 1e-12)
+  heat = np.clip(np.asarray(jax.image.resize(heat, (n, h, w), 'bilinear')), 0, 1)[..., None]
+  tinted = frames * (1 - strength * heat) + strength * heat * np.array([255, 0, 0])
+  rows = np.concatenate([frames, np.round(tinted).astype(np.uint8)], axis=2)
+  return rows.reshape(n * h, 2 * w, 3)
+
+
+class Sync:
+  """The sync task; see `avjax.tasks` for the contract."""
+
+  def __init__(self, config):
+    self.config = config.sync
+    self.net = fusion.SyncNet(**config.model.to_dict(), dtype=jnp.dtype(config.dtype))
+    # `net.apply`, jitted for host-side use (`visualize`, CAMs for localisation).
+    self.apply_net = jax.jit(self.net.apply)
+
+  def init(self, rng, batch):
+    return {'sync_net': self.net.init({'params': rng}, batch['video'], batch['audio'])['params']}
+
+  def preprocess(self, example, rng):
+    video, audio = example['video'], example['audio']
+    frames = self.config.window_frames
+    start, shift = draw_windows(len(video), len(audio), frames, self.config.min_shift,
+                                self.config.max_shift, rng)
+    aligned, clip = ops.time_crop(audio, video, start, frames)
+    shifted, _ = ops.time_crop(audio, video, start, frames, audio_offset=shift)
+    clip = clip[::self.config.frame_stride]
+    if self.config.flip and rng.random() < 0.5:
+      clip = clip[:, :, ::-1]
+    return {'video': to_float_image(clip),
+            'audio': ops.to_float(np.stack([aligned, shifted])),
+            'shift': np.int32(shift)}
+
+  def _logits(self, params, batch):
+    return self.net.apply({'params': params['sync_net']}, batch['video'], batch['audio'])[0]
+
+  def loss(self, params, batch, rng):
+    del rng  # Deterministic.
+    return pair_metrics(self._logits(params, batch))
+
+  def evaluate(self, params, batch):
+    logits = self._logits(params, batch)
+    # pair_accuracy: the aligned audio scores above the shifted one.
+    return dict(pair_metrics(logits)[1], pair_accuracy=(logits[:, 0] > logits[:, 1]).mean())
+
+  def visualize(self, params, batch, max_clips=4):
+    """Each clip's middle frame beside it tinted by |CAM| (aligned audio, time-averaged)."""
+    video, audio = np.asarray(batch['video'][:max_clips]), np.asarray(batch['audio'][:max_clips])
+    _, aux = self.apply_net({'params': params['sync_net']}, video, audio[:, 0])
+    frames = np.round((video[:, video.shape[1] // 2] + 1) * 127.5).astype(np.uint8)
+    return cam_overlay(frames, np.abs(np.asarray(aux['cam'])).mean(axis=1))
+
+  def encoders(self):
+    return {'sync_net': (self.net, ('video', 'audio'))}

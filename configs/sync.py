@@ -1,0 +1,70 @@
+r"""sync: is the audio aligned with the video, or shifted by a second or two?
+
+  python -m avjax.main --config=configs/sync.py --workdir=/tmp/sync
+  python -m avjax.main --config=configs/sync.py:tiny --workdir=/tmp/sync_tiny
+  python -m avjax.main --config=configs/sync.py:paper --workdir=gs://bucket/sync
+
+Owens & Efros (2018) on avsynth scenes; the exported `sync_net` takes
+(video, audio) and its aux['cam'] localises the sound.
+"""
+
+import ml_collections
+
+from avjax import config_lib
+
+
+def get_config(arg=None):
+  arg = config_lib.parse_arg(arg, tiny=False, paper=False)
+  config = config_lib.trainer_defaults()
+  config.task = 'sync'
+  config.data.config = 'scenes'
+  config.probe.labels = ()  # The linear probe reads an `audio_encoder`; sync has none.
+  # Default: sized for a 2-core CPU, about 10 minutes. Step time unmeasured (no
+  # idle machine): XLA counts 23 GFLOP a step, 2-3 s at the 8-12 GFLOP/s such a
+  # CPU gets on 3D convs.
+  config.batch_size = 16
+  config.total_steps = 250
+  config.log_every = 10
+  config.eval_every = 50
+  config.checkpoint_every = 125
+  config.optimizer.update(learning_rate=1e-3, warmup_steps=25)
+
+  # ---- model and task blocks (owned by avjax/tasks/sync.py) ----
+  config.sync = ml_collections.ConfigDict(dict(
+      window_frames=40,  # 1.6 s of a 4 s clip: Owens's 4.2 of 10 s.
+      frame_stride=2,    # The network sees every 2nd frame of the window (12.5 fps).
+      min_shift=0.52,    # |shift| >= 0.52 window: overlap at most 60 of 125 frames (Owens).
+      max_shift=1.4,     # |shift| <= 1.4 windows (Owens's 5.9 s / 4.2 s), and inside the clip.
+      flip=True,         # Random horizontal flip of the video.
+  ))
+  config.model = ml_collections.ConfigDict(dict(  # avjax.models.fusion.SyncNet
+      audio_features=(16, 32, 32, 64),
+      audio_kernels=(65, 15, 15, 15),
+      audio_strides=(4, 4, 4, 4),
+      audio_pool=4,
+      video_features=(16, 16, 32, 64, 128),  # conv1 .. conv5; fusion after conv2.
+      video_kernel=(5, 7, 7),
+      fusion_audio=32,
+      fusion_hidden=128,
+      last_stride=2,     # conv5's spatial stride; 1: a finer CAM for localisation.
+  ))
+  # ---- end of model and task blocks ----
+
+  if arg.paper:
+    # Owens's shift model: momentum SGD, lr 1e-2, gradient clip 5, weight decay 1e-5.
+    # Batch size and steps assumed for an accelerator; avsynth frames stay 64x64.
+    config.batch_size = 64
+    config.total_steps = 100_000
+    config.eval_every = config.checkpoint_every = 5000
+    config.optimizer.update(name='sgd', learning_rate=1e-2, momentum=0.9, grad_clip=5.0,
+                            weight_decay=1e-5, warmup_steps=1000)
+    config.sync.frame_stride = 1
+    config.model.update(audio_features=(64, 128, 128, 256),
+                        video_features=(64, 64, 128, 256, 512),
+                        fusion_audio=128, fusion_hidden=512)
+  if arg.tiny:
+    config_lib.make_tiny(config, 'scenes_tiny')
+    config.sync.window_frames = 20  # 0.8 s of a 2 s clip.
+    config.model.update(audio_features=(8, 8, 16, 16), video_features=(8, 8, 16, 16, 32),
+                        fusion_audio=8, fusion_hidden=16)
+  return config

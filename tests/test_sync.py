@@ -1,0 +1,234 @@
+"""Tests for the sync task (Owens & Efros 2018), its early-fusion network and its config."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from avjax import checkpoint
+from avjax.data import ops
+from avjax.data.synth import scenes
+from avjax.models import fusion
+from avjax.tasks import sync
+from configs import sync as sync_config
+
+SPF = 640  # Audio samples per video frame: 16 kHz at 25 fps.
+NUM_FRAMES = 50  # scenes_tiny clips: 2 s.
+SIZE = 32
+
+
+def key(seed):
+  """A PRNG key; 'rbg' compiles far faster than threefry on a CPU."""
+  return jax.random.key(seed, impl='rbg')
+
+
+def indexed_clip():
+  """Audio sample i holds i; frame t's red channel is 5 t, its green 7 x (the column)."""
+  video = np.zeros((NUM_FRAMES, SIZE, SIZE, 3), np.uint8)
+  video[..., 0] = 5 * np.arange(NUM_FRAMES)[:, None, None]
+  video[..., 1] = 7 * np.arange(SIZE)
+  return {'audio': np.arange(NUM_FRAMES * SPF).astype(np.int16), 'video': video}
+
+
+def blinking_clip(rng):
+  """A square flashes on some frames, with a click at each flash; a silent one flashes at random."""
+  video = np.full((NUM_FRAMES, SIZE, SIZE, 3), 60, np.uint8)
+  audio = 0.01 * rng.normal(size=NUM_FRAMES * SPF)
+  for sounding in (True, False):
+    y, x = rng.integers(0, SIZE - 8, 2)
+    for t in rng.choice(NUM_FRAMES, 8, replace=False):
+      video[t, y:y + 8, x:x + 8] = 250
+      if sounding:
+        audio[t * SPF:t * SPF + 320] += 0.5 * rng.normal(size=320) * np.exp(-np.arange(320) / 60)
+  return {'audio': ops.to_int16(audio), 'video': video}
+
+
+def make_batch(task, make_example, num_examples, seed=0):
+  rng = np.random.default_rng(seed)
+  examples = [task.preprocess(make_example(rng), rng) for _ in range(num_examples)]
+  return jax.tree.map(lambda *x: np.stack(x), *examples)
+
+
+@pytest.fixture(scope='module')
+def config():
+  return sync_config.get_config('tiny')
+
+
+@pytest.fixture(scope='module')
+def task(config):
+  return sync.Sync(config)
+
+
+@pytest.fixture(scope='module')
+def batch(task):
+  return make_batch(task, blinking_clip, 4)
+
+
+@pytest.fixture(scope='module')
+def params(task, batch):
+  return jax.jit(task.init)(key(0), batch)
+
+
+@pytest.mark.parametrize('arg', [None, 'tiny', 'paper'])
+def test_presets_build_a_task_that_reads_scenes(arg):
+  config = sync_config.get_config(arg)
+  task = sync.Sync(config)
+  module, input_key = task.encoders()['sync_net']
+  assert input_key == ('video', 'audio') and module is task.net
+  preset = config.data.config
+  clip = scenes.render_clip(scenes.PRESETS[preset], 'train', 0)
+  out = task.preprocess(clip, np.random.default_rng(0))
+  size, frames, stride = (scenes.PRESETS[preset].frame_size, config.sync.window_frames,
+                          config.sync.frame_stride)
+  assert out['video'].shape == (-(-frames // stride), size, size, 3)
+  assert out['audio'].shape == (2, frames * SPF)
+  assert out['video'].dtype == out['audio'].dtype == np.float32
+  assert -1 <= out['video'].min() and out['video'].max() <= 1
+
+
+def test_preprocess_takes_the_aligned_and_a_shifted_window_of_the_clip(task, config):
+  frames, window = config.sync.window_frames, config.sync.window_frames * SPF
+  stride = config.sync.frame_stride
+  assert stride > 1  # The tiny preset subsamples the window's frames.
+  low = np.ceil(config.sync.min_shift * window)
+  high = min(np.floor(config.sync.max_shift * window), (NUM_FRAMES - frames) * SPF)
+  clip, rng = indexed_clip(), np.random.default_rng(0)
+  starts, shifts, flips = set(), [], set()
+  for _ in range(40):
+    out = task.preprocess(clip, rng)
+    pixels = np.round((out['video'] + 1) * 127.5).astype(int)
+    video_frames = pixels[:, 0, 0, 0] // 5
+    start = video_frames[0]
+    np.testing.assert_array_equal(video_frames, start + np.arange(0, frames, stride))
+    columns = pixels[0, 0, :, 1] // 7
+    flipped = columns[0] != 0
+    np.testing.assert_array_equal(columns, np.arange(SIZE)[::-1] if flipped else np.arange(SIZE))
+    samples = np.round(out['audio'] * 32768).astype(int)
+    shift = int(out['shift'])
+    np.testing.assert_array_equal(samples[0], start * SPF + np.arange(window))  # Under the frames.
+    np.testing.assert_array_equal(samples[1], start * SPF + shift + np.arange(window))
+    assert low <= abs(shift) <= high
+    assert samples[1].min() >= 0 and samples[1].max() < NUM_FRAMES * SPF  # Inside the clip.
+    starts.add(start)
+    shifts.append(shift)
+    flips.add(flipped)
+  assert len(starts) > 5 and flips == {False, True}
+  assert min(shifts) < 0 < max(shifts) and len(set(shifts)) > 30
+
+
+def test_draw_windows_covers_every_shift_in_bounds_and_keeps_both_windows_inside():
+  rng = np.random.default_rng(0)
+  draws = {sync.draw_windows(10, 20, 4, 0.5, 2.0, rng, samples_per_frame=2) for _ in range(3000)}
+  # Window of 8 samples: |shift| in [4, 16], capped by the clip's 12 samples of room.
+  assert {shift for _, shift in draws} == set(range(4, 13)) | set(range(-12, -3))
+  for start, shift in draws:
+    assert 0 <= start <= 6 and 0 <= 2 * start + shift and 2 * start + shift + 8 <= 20
+  assert {start for start, _ in draws} == set(range(7))
+  with pytest.raises(ValueError, match='fits a clip of 5 frames'):
+    sync.draw_windows(5, 10, 4, 0.5, 2.0, rng, samples_per_frame=2)
+  with pytest.raises(ValueError, match='must be positive'):
+    sync.draw_windows(10, 20, 4, 0.0, 2.0, rng, samples_per_frame=2)
+
+
+def test_pair_metrics_label_the_aligned_audio_one():
+  loss, metrics = sync.pair_metrics(jnp.array([[20.0, -20.0], [30.0, -25.0]]))
+  assert loss < 1e-8 and metrics['accuracy'] == 1
+  loss, metrics = sync.pair_metrics(jnp.array([[-20.0, 20.0]]))
+  np.testing.assert_allclose(loss, 20.0, rtol=1e-6)
+  assert metrics['accuracy'] == 0
+
+
+def test_compress_and_adaptive_max_pool():
+  x = jnp.array([-1.0, -0.1, 0.0, 0.01, 1.0])
+  expected = np.sign(x) * np.log1p(255 * np.abs(x)) / np.log(256)
+  np.testing.assert_allclose(fusion.compress(x), expected, rtol=1e-6)
+  assert fusion.compress(x)[0] == -1 and fusion.compress(x)[-1] == 1
+  steps = jnp.arange(10.0)[None, :, None]
+  np.testing.assert_array_equal(fusion.adaptive_max_pool(steps, 5)[0, :, 0], [1, 3, 5, 7, 9])
+  np.testing.assert_array_equal(fusion.adaptive_max_pool(steps, 3)[0, :, 0], [3, 6, 9])
+  np.testing.assert_array_equal(fusion.adaptive_max_pool(steps[:, :2], 4)[0, :, 0], [0, 0, 1, 1])
+
+
+@pytest.mark.parametrize('last_stride', [1, 2])
+def test_output_and_cam_shapes(config, last_stride):
+  model = config.model.to_dict()
+  net = fusion.SyncNet(**dict(model, last_stride=last_stride), dtype=jnp.bfloat16)
+  video = jax.ShapeDtypeStruct((3, 20, SIZE, SIZE, 3), jnp.float32)
+  audio = jax.ShapeDtypeStruct((3, 20 * SPF), jnp.float32)
+  params = jax.eval_shape(net.init, key(0), video, audio)
+  assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
+  logit, aux = jax.eval_shape(net.apply, params, video, audio)
+  # Time: 20 -> conv1 10 -> conv2 5 -> conv4 3; space: 32 -> 16 -> pool 8 -> 4 -> 2 -> 2 / s.
+  cam = (3, 3, 2 // last_stride, 2 // last_stride)
+  assert logit.shape == (3,) and logit.dtype == jnp.float32
+  assert aux['cam'].shape == cam and aux['cam'].dtype == jnp.float32
+  assert aux['conv5'].shape == cam + (model['video_features'][-1],)
+  assert aux['fused'].shape == (3, 5, 4, 4, model['video_features'][2])
+  assert aux['audio'].shape == (3, 13, model['audio_features'][-1])  # 12800 / 1024, rounded up.
+  pairs = jax.ShapeDtypeStruct((3, 2, 20 * SPF), jnp.float32)
+  logit, aux = jax.eval_shape(net.apply, params, video, pairs)
+  assert logit.shape == (3, 2) and aux['cam'].shape == (3, 2) + cam[1:]
+  assert aux['conv2'].shape[0] == 3 and aux['fused'].shape[:2] == (3, 2)
+
+
+def test_evaluate_scores_each_video_with_both_tracks(task, batch, params):
+  """Cross-entropy on logits computed one track at a time, aligned = 1; the logit is the
+  CAM's mean (the same projection, before or after pooling)."""
+  logits, net_params = [], {'params': params['sync_net']}
+  for track in (0, 1):
+    logit, aux = task.apply_net(net_params, batch['video'], batch['audio'][:, track])
+    np.testing.assert_allclose(logit, aux['cam'].mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-5)
+    logits.append(logit)
+  logits = np.stack(logits, 1)
+  cross_entropy = np.concatenate([np.logaddexp(0, -logits[:, 0]), np.logaddexp(0, logits[:, 1])])
+  evaluated = jax.jit(task.evaluate)(params, batch)
+  assert set(evaluated) == {'loss', 'accuracy', 'pair_accuracy'}
+  np.testing.assert_allclose(evaluated['loss'], cross_entropy.mean(), rtol=1e-4)
+  np.testing.assert_allclose(evaluated['accuracy'], np.mean([logits[:, 0] > 0, logits[:, 1] <= 0]))
+  np.testing.assert_allclose(evaluated['pair_accuracy'], np.mean(logits[:, 0] > logits[:, 1]))
+
+
+def test_training_on_a_fixed_batch_lowers_the_loss(task, batch, params):
+  optimizer = optax.adam(3e-3)
+
+  @jax.jit
+  def step(params, opt_state):
+    (_, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(params, batch, None)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, metrics
+
+  first = jax.jit(task.evaluate)(params, batch)
+  opt_state, losses = optimizer.init(params), []
+  for _ in range(10):
+    params, opt_state, metrics = step(params, opt_state)
+    losses.append(float(metrics['loss']))
+    if len(losses) == 1:  # The training loss is the one `evaluate` checks.
+      assert set(metrics) == {'loss', 'accuracy'}
+      np.testing.assert_allclose(metrics['loss'], first['loss'], rtol=1e-5)
+      np.testing.assert_allclose(metrics['accuracy'], first['accuracy'])
+  assert np.all(np.isfinite(losses))
+  assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses  # About 0.5 at 3e-3.
+
+
+def test_visualize_shows_each_frame_beside_its_cam(task, batch, params):
+  image = task.visualize(params, batch)
+  assert image.dtype == np.uint8 and image.shape == (4 * SIZE, 2 * SIZE, 3)
+  middle = np.round((batch['video'][:, batch['video'].shape[1] // 2] + 1) * 127.5).astype(np.uint8)
+  np.testing.assert_array_equal(image[:SIZE, :SIZE], middle[0])
+  assert (image[:, SIZE:, 0].astype(int) >= image[:, :SIZE, 0]).all()  # Tinted red.
+
+
+def test_export_then_load_encoder_gives_the_trained_network(config, batch, params, tmp_path):
+  workdir, out = tmp_path / 'run', tmp_path / 'export'
+  workdir.mkdir()
+  checkpoint.save_config(config, str(workdir))
+  manager = checkpoint.make_manager(str(workdir), async_save=False)
+  manager.save(1, args=checkpoint.ocp.args.Composite(
+      state=checkpoint.ocp.args.StandardSave({'params': params})))
+  manager.wait_until_finished()
+  assert checkpoint.export_encoders(str(workdir), str(out)) == ['sync_net']
+  apply, loaded = checkpoint.load_encoder(str(out), 'sync_net')
+  jax.tree.map(np.testing.assert_array_equal, loaded, params['sync_net'])
+  logit, aux = jax.eval_shape(apply, loaded, (batch['video'], batch['audio'][:, 0]))
+  assert logit.shape == (len(batch['video']),) and aux['cam'].shape[0] == len(batch['video'])
