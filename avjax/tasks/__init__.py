@@ -22,6 +22,7 @@ from avjax.tasks import aot
 from avjax.tasks import multitask
 from avjax.tasks import odd
 from avjax.tasks import recon
+from avjax.tasks import separation
 from avjax.tasks import sync
 
 TASKS = {
@@ -30,4 +31,5 @@ TASKS = {
     'odd': odd.OddOneOut,
     'multitask': multitask.Multitask,
     'sync': sync.Sync,
+    'separation': separation.Separation,
 }
