@@ -11,6 +11,7 @@ import os
 import grain
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 CHECKPOINT_DIR = 'checkpoints'
@@ -46,15 +47,19 @@ def restore(manager, abstract_state, data_iterator):
 
 def _shapes(tree):
   flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-  return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in flat}
+  return {jax.tree_util.keystr(path): tuple(np.shape(leaf)) for path, leaf in flat}
+
+
+def shape_differences(tree, other, limit=3):
+  """The first `limit` (name, shape) pairs found in one tree but not the other."""
+  return sorted(set(_shapes(tree).items()) ^ set(_shapes(other).items()))[:limit]
 
 
 def check_compatible(manager, step, abstract_state):
   """Raises a clear error when the checkpoint at `step` has other parameters."""
-  saved = _shapes(manager.item_metadata(step)['state']['params'])
-  expected = _shapes(abstract_state.params)
-  if saved != expected:
-    diff = sorted(set(saved.items()) ^ set(expected.items()))[:3]
+  diff = shape_differences(manager.item_metadata(step)['state']['params'],
+                           abstract_state.params)
+  if diff:
     raise ValueError(
         f'{manager.directory} holds a checkpoint (step {step}) of a different model '
         f'than this config builds; first differences (name, shape): {diff}. '

@@ -175,16 +175,10 @@ def load_sync_params(directory):
   return jax.device_get(checkpoint.load_encoder(directory, 'sync_net')[1])
 
 
-def _shapes(tree):
-  flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-  return {jax.tree_util.keystr(path): tuple(np.shape(leaf)) for path, leaf in flat}
-
-
 def pretrained_like(pretrained, initial, directory):
   """`pretrained` as jnp arrays if its names and shapes are those of `initial`, else ValueError."""
-  have, want = _shapes(pretrained), _shapes(initial)
-  if have != want:
-    diff = sorted(set(have.items()) ^ set(want.items()))[:3]
+  diff = checkpoint.shape_differences(pretrained, initial)
+  if diff:
     raise ValueError(
         f'init_sync={directory!r}: its sync_net differs from the one config.model.sync '
         f'builds; first differences (name, shape): {diff}. config.model.sync must be the '
