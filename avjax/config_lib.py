@@ -1,6 +1,12 @@
-"""Shared pieces of the `configs/*.py` files: strict preset parsing, trainer defaults."""
+"""Shared pieces of the `configs/*.py` files: strict preset parsing, trainer defaults,
+loading one by name."""
+
+import importlib.util
+import os
 
 import ml_collections
+
+import avjax
 
 
 def parse_arg(arg, **defaults):
@@ -47,7 +53,9 @@ def trainer_defaults():
       weight_decay=0.0, grad_clip=1.0, momentum=0.9))
   config.data = ml_collections.ConfigDict(dict(
       name='avsynth', config='heads', data_dir='', train_split='train',
-      eval_split='validation', num_workers=2, prefetch_buffer=4))
+      eval_split='validation', num_workers=2, prefetch_buffer=4,
+      # Train on a class-stratified fraction of train_split, by feature label_key.
+      label_fraction=1.0, label_key=''))
   # Linear probe of the audio encoder at each eval (avjax.evaluate.linear_probe);
   # labels=() turns it off.
   config.probe = ml_collections.ConfigDict(dict(labels=('emotion',), num_examples=128))
@@ -60,3 +68,23 @@ def make_tiny(config, data_config):
   config.data.num_workers = 0
   config.update(batch_size=8, total_steps=6, log_every=2, eval_every=3, eval_batches=1,
                 checkpoint_every=3)
+
+
+def configs_dir():
+  """The repository's configs/ folder."""
+  return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(avjax.__file__))),
+                      'configs')
+
+
+def load(name, arg=None, directory=''):
+  """`get_config(arg)` of DIRECTORY/NAME.py ('' = the repository's configs/)."""
+  path = os.path.join(directory or configs_dir(), f'{name}.py')
+  if not os.path.exists(path):
+    raise ValueError(f'no config {name!r}: {path} does not exist')
+  spec = importlib.util.spec_from_file_location(f'avjax_config_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  try:
+    spec.loader.exec_module(module)
+  except ModuleNotFoundError as e:  # e.g. `from configs import sync`.
+    raise ValueError(f'cannot load {path}: {e}; run from the repository root') from e
+  return module.get_config(arg)

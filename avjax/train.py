@@ -143,7 +143,7 @@ def train_and_evaluate(config, workdir):
   logging.info('mesh %s over %d devices, %d hosts', dict(mesh.shape), mesh.size,
                jax.process_count())
 
-  source = pipeline.load_source(config.data, config.data.train_split)
+  source = pipeline.train_source(config.data, config.seed)
   train_ds = pipeline.train_dataset(source, task.preprocess, local_batch, config.seed,
                                     jax.process_index(), jax.process_count())
   train_iter = pipeline.make_iterator(train_ds, config.data.num_workers,

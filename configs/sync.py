@@ -31,7 +31,8 @@ def get_config(arg=None):
   # ---- model and task blocks (owned by avjax/tasks/sync.py) ----
   config.sync = ml_collections.ConfigDict(dict(
       window_frames=40,  # 1.6 s of a 4 s clip: Owens's 4.2 of 10 s.
-      frame_stride=2,    # The network sees every 2nd frame of the window (12.5 fps).
+      frame_stride=4,    # Every 4th frame of the window (6.25 fps), as Owens's first phase.
+      frame_downsample=2,  # Frames averaged down to 32x32.
       min_shift=0.52,    # |shift| >= 0.52 window: overlap at most 60 of 125 frames (Owens).
       max_shift=1.4,     # |shift| <= 1.4 windows (Owens's 5.9 s / 4.2 s), and inside the clip.
       flip=True,         # Random horizontal flip of the video.
@@ -42,10 +43,12 @@ def get_config(arg=None):
       audio_strides=(4, 4, 4, 4),
       audio_pool=4,
       video_features=(16, 16, 32, 64, 128),  # conv1 .. conv5; fusion after conv2.
-      video_kernel=(5, 7, 7),
+      video_kernel=(3, 5, 5),
+      video_pool=False,  # Keeps conv1's 16x16 grid of 32x32 frames: a 4x4 CAM.
+      video_time_strides=(1, 1, 2),  # 10 steps at the fusion, as Owens's 4x-strided 63 frames.
       fusion_audio=32,
       fusion_hidden=128,
-      last_stride=2,     # conv5's spatial stride; 1: a finer CAM for localisation.
+      last_stride=1,     # conv5's spatial stride: 1 for a finer CAM, as Owens's localisation.
   ))
   # ---- end of model and task blocks ----
 
@@ -57,9 +60,10 @@ def get_config(arg=None):
     config.eval_every = config.checkpoint_every = 5000
     config.optimizer.update(name='sgd', learning_rate=1e-2, momentum=0.9, grad_clip=5.0,
                             weight_decay=1e-5, warmup_steps=1000)
-    config.sync.frame_stride = 1
+    config.sync.update(frame_stride=1, frame_downsample=1)
     config.model.update(audio_features=(64, 128, 128, 256),
-                        video_features=(64, 64, 128, 256, 512),
+                        video_features=(64, 64, 128, 256, 512), video_kernel=(5, 7, 7),
+                        video_pool=True, video_time_strides=(2, 2, 2),
                         fusion_audio=128, fusion_hidden=512)
   if arg.tiny:
     config_lib.make_tiny(config, 'scenes_tiny')

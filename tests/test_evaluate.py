@@ -1,4 +1,4 @@
-"""The probing harness: metrics, features, noise, label subsets, probes, the speech suite."""
+"""The probing harness: metrics, features, noise, label subsets, probes; the speech and sync suites."""
 
 import json
 import math
@@ -6,21 +6,27 @@ import os
 import pathlib
 import subprocess
 import sys
+import warnings
 
 import jax
+import mir_eval
 import ml_collections
 import numpy as np
 import pytest
+import soundfile as sf
 from sklearn.metrics import recall_score
 
+from avjax import config_lib
 from avjax import tasks
 from avjax.data import ops
+from avjax.data import pipeline
 from avjax.evaluate import features
 from avjax.evaluate import linear_probe
 from avjax.evaluate import metrics
 from avjax.evaluate import probe
 from avjax.evaluate import results
 from avjax.evaluate import speech
+from avjax.evaluate import sync as sync_suite
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -108,17 +114,17 @@ def test_white_noise_condition_has_the_asked_snr(snr):
 
 def test_label_subset_size_stratification_determinism_and_nesting():
   classes = np.repeat(np.arange(6), [300, 200, 200, 150, 100, 58])  # 1008 examples.
-  small = speech.label_subset(classes, 0.01, seed=0, min_examples=8)
+  small = pipeline.label_subset(classes, 0.01, seed=0, min_examples=8)
   assert len(small) == 11  # ceil(10.08)
-  assert len(speech.label_subset(classes, 0.001, seed=0, min_examples=8)) == 8
-  tenth = speech.label_subset(classes, 0.1, seed=0)
+  assert len(pipeline.label_subset(classes, 0.001, seed=0, min_examples=8)) == 8
+  tenth = pipeline.label_subset(classes, 0.1, seed=0)
   assert len(tenth) == 101
   counts = np.bincount(classes[tenth], minlength=6)
   np.testing.assert_allclose(counts, 101 * np.bincount(classes) / 1008, atol=1.0)
-  np.testing.assert_array_equal(tenth, speech.label_subset(classes, 0.1, seed=0))
+  np.testing.assert_array_equal(tenth, pipeline.label_subset(classes, 0.1, seed=0))
   assert set(small) <= set(tenth)
-  assert not np.array_equal(tenth, speech.label_subset(classes, 0.1, seed=1))
-  assert len(speech.label_subset(classes, 1.0, seed=0)) == 1008
+  assert not np.array_equal(tenth, pipeline.label_subset(classes, 0.1, seed=1))
+  assert len(pipeline.label_subset(classes, 1.0, seed=0)) == 1008
 
 
 # ---- probes ----
@@ -199,8 +205,8 @@ def test_results_markdown_tables_vary_one_condition_at_a_time(tmp_path):
     results.check_rows([dict(rows[0], value=float('nan'))])
 
 
-def run_suite(workdir, data_dir, *flags):
-  cmd = [sys.executable, '-m', 'avjax.evaluate', '--suite=speech', '--preset=tiny',
+def run_suite(workdir, data_dir, *flags, suite='speech'):
+  cmd = [sys.executable, '-m', 'avjax.evaluate', f'--suite={suite}', '--preset=tiny',
          f'--workdir={workdir}', f'--data_dir={data_dir}', *flags]
   # The tiny suite's time goes to compiling; unoptimised code compiles in half of it.
   xla_flags = os.environ.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=0'
@@ -239,5 +245,108 @@ def test_tiny_speech_suite_writes_well_formed_results(data_dir, tmp_path):
 def test_cli_errors_are_one_line(data_dir, tmp_path):
   code, log = run_suite(tmp_path, data_dir, '--methods=mfcc,nosuch')
   assert code != 0
-  assert "avjax.evaluate: error: method 'nosuch' has no pretraining config" in log
+  assert "avjax.evaluate: error: method 'nosuch' has no usable pretraining config" in log
   assert 'Traceback' not in log
+
+
+# ---- the sync suite ----
+
+def test_train_source_takes_a_class_stratified_fraction(data_dir):
+  data = config_lib.load('action', 'tiny').data
+  data.data_dir = data_dir
+  full = pipeline.train_source(data)
+  data.label_fraction = 0.5
+  half = pipeline.train_source(data)
+  labels = lambda source: [int(source[i]['action']) for i in range(len(source))]
+  assert len(full) == 24 and len(half) == 12
+  counts = np.bincount(labels(half), minlength=8)
+  assert counts.min() >= 1 and counts.max() <= 2  # 3 clips a class, half of each.
+  assert set(labels(half)) <= set(labels(full))
+  np.testing.assert_array_equal(labels(half), labels(pipeline.train_source(data)))
+  data.label_key = ''
+  with pytest.raises(ValueError, match='needs data.label_key'):
+    pipeline.train_source(data)
+
+
+def test_batches_keep_every_example_in_near_equal_batches():
+  examples = [{'x': np.full(3, i)} for i in range(10)]
+  out = sync_suite.batches(examples, 4)
+  assert [len(b['x']) for b in out] == [4, 3, 3]
+  np.testing.assert_array_equal(np.concatenate([b['x'][:, 0] for b in out]), np.arange(10))
+
+
+def test_bss_rows_score_the_on_screen_voice_against_both():
+  rng = np.random.default_rng(0)
+  references = rng.normal(size=(3, 2, 4000)) * np.array([1.0, 0.5])[:, None]
+  mixture = references.sum(1)
+  rows = {r['metric']: r['value'] for r in sync_suite.bss_rows(
+      'mixture', np.stack([mixture, mixture], 1), references)}
+  on = references[:, 0]
+  scale = (mixture * on).sum(-1) / (on * on).sum(-1)
+  expected = 10 * np.log10((scale**2 * (on * on).sum(-1)) /
+                           ((mixture - scale[:, None] * on) ** 2).sum(-1))
+  np.testing.assert_allclose(rows['si_sdr'], expected.mean(), rtol=1e-4)
+  with warnings.catch_warnings():  # Deprecated in mir_eval 0.8, the test-only reference.
+    warnings.simplefilter('ignore', FutureWarning)
+    reference = [mir_eval.separation.bss_eval_sources(r, np.stack([m, m]), False)
+                 for r, m in zip(references, mixture)]  # (sdr, sir, sar, perm) per example.
+  for k, metric in enumerate(('sdr', 'sir')):
+    np.testing.assert_allclose(rows[metric], np.mean([r[k][0] for r in reference]), rtol=1e-6)
+  assert rows['sar'] > 100  # The mixture has no artefacts: SAR is rounding error.
+  near = references + 1e-3 * rng.normal(size=references.shape)
+  perfect = {r['metric']: r['value'] for r in sync_suite.bss_rows('x', near, references)}
+  assert perfect['sdr'] > 40 and perfect['si_sdr'] > 40
+
+
+def test_middle_windows_align_frames_masks_and_audio(data_dir):
+  config = sync_suite.get_config('tiny')
+  config.data.data_dir = data_dir
+  method = sync_suite.run_config(config, 'sync', config.data.scenes)
+  inputs, seen, full, masks = sync_suite.middle_windows(method)
+  clip = pipeline.load_source(method.data, 'test')[1]
+  window, stride = method.sync.window_frames, method.sync.frame_stride
+  start = (len(clip['video']) - window) // 2
+  np.testing.assert_array_equal(full[1], clip['video'][start:start + window])
+  np.testing.assert_array_equal(seen[1], clip['video'][start:start + window:stride])
+  np.testing.assert_array_equal(masks[1], clip['source_mask'][start:start + window:stride])
+  spf = ops.SAMPLES_PER_FRAME
+  np.testing.assert_array_equal(inputs[1]['audio'],
+                                ops.to_float(clip['audio'][start * spf:(start + window) * spf]))
+  assert inputs[1]['video'].shape == (len(seen[1]), 16, 16, 3)  # 32x32 frames averaged down.
+
+
+def test_sync_suite_rejects_unknown_applications(tmp_path):
+  config = sync_suite.get_config('tiny')
+  config.methods = ('localisation', 'nosuch')
+  with pytest.raises(ValueError, match="unknown sync applications \\['nosuch'\\]"):
+    sync_suite.run(config, str(tmp_path))
+  assert not list(tmp_path.iterdir())  # Before any work.
+
+
+def test_tiny_sync_suite_writes_results_overlays_and_wavs(data_dir, tmp_path):
+  code, log = run_suite(tmp_path, data_dir, suite='sync')
+  assert code == 0, log[-3000:]
+  rows = json.loads((tmp_path / 'results.json').read_text())['rows']
+  results.check_rows(rows)
+  found = {(r['task'], r['method'], r['metric'], r['label_fraction']) for r in rows}
+  config = sync_suite.get_config('tiny')
+  expected = {('pretext', 'sync', m, 1.0) for m in ('accuracy', 'pair_accuracy')}
+  expected |= {('localisation', method, m, 1.0)
+               for method in ('sync', 'random', 'motion_energy', 'centre_prior')
+               for m in ('pointing_accuracy', 'pixel_auc', 'frame_auc')}
+  expected |= {('action', method, 'accuracy', f) for method in ('sync', 'scratch')
+               for f in config.label_fractions}
+  expected |= {('separation', method, m, 1.0)
+               for method in ('mixture', 'pit', 'onoff', 'onoff_sync')
+               for m in ('sdr', 'sir', 'sar', 'si_sdr')}
+  assert found == expected and len(rows) == len(expected)
+  for r in rows:
+    if r['metric'] in ('accuracy', 'pair_accuracy', 'pointing_accuracy', 'pixel_auc'):
+      assert 0 <= r['value'] <= 1
+  text = (tmp_path / 'results.md').read_text()
+  assert '## localisation' in text and '| motion_energy | baseline |' in text
+  gif = tmp_path / 'localisation' / 'clip0.gif'
+  assert gif.stat().st_size > 1000 and (tmp_path / 'localisation' / 'localisation.png').exists()
+  audio, rate = sf.read(tmp_path / 'separation' / '0_onoff_sync_on_screen.wav')
+  assert rate == ops.SAMPLE_RATE and audio.ndim == 1 and np.abs(audio).max() > 0
+  assert (tmp_path / 'encoders' / 'sync' / 'sync_net').is_dir()

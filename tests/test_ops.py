@@ -131,6 +131,17 @@ def test_translate_frames_moves_content_and_repeats_edges():
   assert (out[0, :, 5] == 0).all()  # Shifted left by 2: the right edge repeats column 5.
 
 
+def test_downsample_frames_averages_blocks():
+  video = np.random.default_rng(0).integers(0, 256, (3, 8, 6, 3)).astype(np.uint8)
+  out = ops.downsample_frames(video, 2)
+  assert out.shape == (3, 4, 3, 3) and out.dtype == np.uint8
+  block = video[1, 2:4, 4:6, 2].astype(float)
+  assert out[1, 1, 2, 2] == np.round(block.mean())
+  np.testing.assert_array_equal(ops.downsample_frames(video, 1), video)
+  with pytest.raises(ValueError, match='do not divide'):
+    ops.downsample_frames(video, 4)
+
+
 def test_reverse_twice_is_identity():
   x = np.random.default_rng(3).normal(size=(7, 5))
   np.testing.assert_array_equal(ops.reverse(x)[0], x[-1])

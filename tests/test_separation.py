@@ -103,7 +103,10 @@ def test_presets_read_their_clips_and_fit_the_unet(arg, world, samples):
   clip = world.render_clip(world.PRESETS[config.data.config], 'train', 0)
   out = task.preprocess(clip, np.random.default_rng(0))
   frames = -(-config.separation.window_frames // config.separation.frame_stride)
-  size = clip['video'].shape[1]
+  size = clip['video'].shape[1] // config.separation.frame_downsample
+  sync_block = sync_config.get_config(arg).sync
+  assert (config.separation.frame_stride, config.separation.frame_downsample) == (
+      sync_block.frame_stride, sync_block.frame_downsample)
   assert out['audio'].shape == (samples,) and out['video'].shape == (frames, size, size, 3)
   batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct((2,) + x.shape, x.dtype), out)
   params = jax.eval_shape(task.init, key(0), batch)  # The u-net's size checks pass.
@@ -122,7 +125,8 @@ def test_preprocess_takes_a_window_under_the_frames_rms_normalised(task):
     out = task.preprocess(clip, rng)
     shown = np.round((out['video'][:, 0, 0, 0] + 1) * 127.5).astype(int) // 5
     start = shown[0]
-    np.testing.assert_array_equal(shown, start + np.arange(0, 16, 2))  # Every 2nd of 16 frames.
+    stride = task.config.frame_stride
+    np.testing.assert_array_equal(shown, start + np.arange(0, 16, stride))  # Of the 16 frames.
     window = ops.to_float(audio[start * SPF:start * SPF + task.num_samples])
     np.testing.assert_allclose(out['audio'], window * (0.1 / ops.rms(window)), rtol=1e-5)
     assert ops.rms(out['audio']) == pytest.approx(0.1, rel=1e-5)

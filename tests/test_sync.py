@@ -52,7 +52,9 @@ def make_batch(task, make_example, num_examples, seed=0):
 
 @pytest.fixture(scope='module')
 def config():
-  return sync_config.get_config('tiny')
+  config = sync_config.get_config('tiny')
+  config.sync.frame_downsample = 1  # Full-size frames keep the pixel codes of `indexed_clip`.
+  return config
 
 
 @pytest.fixture(scope='module')
@@ -79,8 +81,8 @@ def test_presets_build_a_task_that_reads_scenes(arg):
   preset = config.data.config
   clip = scenes.render_clip(scenes.PRESETS[preset], 'train', 0)
   out = task.preprocess(clip, np.random.default_rng(0))
-  size, frames, stride = (scenes.PRESETS[preset].frame_size, config.sync.window_frames,
-                          config.sync.frame_stride)
+  size = scenes.PRESETS[preset].frame_size // config.sync.frame_downsample
+  frames, stride = config.sync.window_frames, config.sync.frame_stride
   assert out['video'].shape == (-(-frames // stride), size, size, 3)
   assert out['audio'].shape == (2, frames * SPF)
   assert out['video'].dtype == out['audio'].dtype == np.float32
@@ -150,21 +152,29 @@ def test_compress_and_adaptive_max_pool():
   np.testing.assert_array_equal(fusion.adaptive_max_pool(steps[:, :2], 4)[0, :, 0], [0, 0, 1, 1])
 
 
-@pytest.mark.parametrize('last_stride', [1, 2])
-def test_output_and_cam_shapes(config, last_stride):
-  model = config.model.to_dict()
-  net = fusion.SyncNet(**dict(model, last_stride=last_stride), dtype=jnp.bfloat16)
+# (video_pool, video_time_strides, last_stride): cam [T', H', W'], fused [T, H, W].
+# Frames 20 x 32 x 32. Pooled, strided in time (the paper's): time 20 -> conv1 10 ->
+# conv2 5 -> conv4 3; space 32 -> 16 -> pool 8 -> conv2 4 -> conv4 2 -> conv5 2 / s.
+# Unpooled, (1, 1, 2): time 20 -> 20 -> 20 -> 10; space 32 -> 16 -> 8 -> 4 -> 4 / s.
+@pytest.mark.parametrize('pool, time_strides, last_stride, cam, fused', [
+    (True, (2, 2, 2), 1, (3, 2, 2), (5, 4, 4)),
+    (True, (2, 2, 2), 2, (3, 1, 1), (5, 4, 4)),
+    (False, (1, 1, 2), 1, (10, 4, 4), (20, 8, 8)),
+])
+def test_output_and_cam_shapes(config, pool, time_strides, last_stride, cam, fused):
+  model = dict(config.model.to_dict(), video_pool=pool, video_time_strides=time_strides,
+               last_stride=last_stride)
+  net = fusion.SyncNet(**model, dtype=jnp.bfloat16)
   video = jax.ShapeDtypeStruct((3, 20, SIZE, SIZE, 3), jnp.float32)
   audio = jax.ShapeDtypeStruct((3, 20 * SPF), jnp.float32)
   params = jax.eval_shape(net.init, key(0), video, audio)
   assert {x.dtype for x in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
   logit, aux = jax.eval_shape(net.apply, params, video, audio)
-  # Time: 20 -> conv1 10 -> conv2 5 -> conv4 3; space: 32 -> 16 -> pool 8 -> 4 -> 2 -> 2 / s.
-  cam = (3, 3, 2 // last_stride, 2 // last_stride)
+  cam = (3,) + cam
   assert logit.shape == (3,) and logit.dtype == jnp.float32
   assert aux['cam'].shape == cam and aux['cam'].dtype == jnp.float32
   assert aux['conv5'].shape == cam + (model['video_features'][-1],)
-  assert aux['fused'].shape == (3, 5, 4, 4, model['video_features'][2])
+  assert aux['fused'].shape == (3,) + fused + (model['video_features'][2],)
   assert aux['audio'].shape == (3, 13, model['audio_features'][-1])  # 12800 / 1024, rounded up.
   pairs = jax.ShapeDtypeStruct((3, 2, 20 * SPF), jnp.float32)
   logit, aux = jax.eval_shape(net.apply, params, video, pairs)

@@ -73,6 +73,15 @@ def translate_frames(video, shifts):
                    for t, (dy, dx) in enumerate(shifts)])
 
 
+def downsample_frames(video, factor):
+  """Frames [T, H, W, C] -> [T, H / factor, W / factor, C]: the mean of each block, same dtype."""
+  t, h, w, c = video.shape
+  if h % factor or w % factor:
+    raise ValueError(f'frames of {h}x{w} do not divide into {factor}x{factor} blocks')
+  blocks = video.reshape(t, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+  return np.round(blocks).astype(video.dtype) if video.dtype.kind in 'iu' else blocks.astype(video.dtype)
+
+
 def reverse(x, axis=0):
   """Time reversal along `axis` (a contiguous copy)."""
   return np.ascontiguousarray(np.flip(x, axis=axis))

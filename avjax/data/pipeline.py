@@ -14,6 +14,7 @@ import os
 import tempfile
 
 import grain
+import numpy as np
 from absl import flags
 import tensorflow_datasets as tfds
 
@@ -65,6 +66,50 @@ def _check_writable(data_dir):
   except OSError as e:
     raise PermissionError(f'cannot prepare the dataset: data directory {data_dir} is not '
                           f'writable ({path}: {e.strerror}); set --config.data.data_dir') from e
+
+
+def label_subset(classes, fraction, seed, min_examples=1):
+  """Indices (sorted) of a class-stratified `fraction` of the examples.
+
+  Takes max(min_examples, ceil(fraction * N)) examples, each class in
+  proportion to its size; the same seed gives nested subsets as the fraction
+  grows.
+  """
+  classes = np.asarray(classes)
+  n = min(len(classes), max(min_examples, int(np.ceil(fraction * len(classes) - 1e-9))))
+  rng = np.random.default_rng(seed)
+  order = rng.permutation(len(classes))
+  key = np.empty(len(classes))
+  for c in np.unique(classes):
+    members = order[classes[order] == c]  # Shuffled members of class c.
+    key[members] = (np.arange(len(members)) + 0.5) / len(members)
+  return np.sort(np.lexsort((rng.permutation(len(classes)), key))[:n])
+
+
+class Subset:
+  """The records `indices` of a data source, itself a data source."""
+
+  def __init__(self, source, indices):
+    self._source, self._indices = source, np.asarray(indices)
+
+  def __len__(self):
+    return len(self._indices)
+
+  def __getitem__(self, i):
+    return self._source[int(self._indices[i])]
+
+
+def train_source(data_config, seed=0):
+  """The train split's source: all of `train_split`, or a class-stratified
+  `label_fraction` of it, stratified by the feature `label_key`."""
+  source = load_source(data_config, data_config.train_split)
+  if data_config.label_fraction >= 1:
+    return source
+  if not data_config.label_key:
+    raise ValueError(f'data.label_fraction={data_config.label_fraction} needs data.label_key, '
+                     'the feature to stratify by')
+  labels = [source[i][data_config.label_key] for i in range(len(source))]
+  return Subset(source, label_subset(labels, data_config.label_fraction, seed))
 
 
 def _host_slice(source, process_index, process_count):

@@ -17,8 +17,9 @@ from absl import logging
 
 from avjax import metric_writers
 from avjax.evaluate import speech
+from avjax.evaluate import sync
 
-SUITES = {'speech': speech}
+SUITES = {'speech': speech, 'sync': sync}
 
 _SUITE = flags.DEFINE_enum('suite', None, list(SUITES), 'Which suite to run.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for pretraining runs and results.')

@@ -64,23 +64,32 @@ def _format(value):
   return '-' if value is None else f'{value:.3f}'
 
 
-def markdown(rows, reference, title='Results', notes='', images=()):
-  """Markdown: the scores at the reference conditions, then a table per task
-  and metric with each condition varied in turn; `notes` go under the title."""
+def markdown(rows, reference, title='Results', notes='', images=(), by_task=False):
+  """Markdown: the scores at the reference conditions (one table, or with
+  `by_task` one per task of the methods it has), then a table per task and
+  metric with each condition that varies varied in turn; `notes` go under
+  the title."""
   index = _index(rows)
-  methods = _unique((r['method'], r['mode']) for r in rows)
   task_metrics = _unique((r['task'], r['metric']) for r in rows)
   ref_text = ', '.join(f'{_AXIS_TITLES.get(k, k)} {condition_label(k, v)}'
                        for k, v in reference.items())
   lines = [f'# {title}', ''] + ([notes, ''] if notes else [])
-  lines += [f'Test scores at {ref_text} unless a column says otherwise.', '']
-  lines += _table(['method', 'mode'] + [f'{t} {m}' for t, m in task_metrics],
-                  [[*mm] + [_format(_get(index, mm, tm, reference)) for tm in task_metrics]
-                   for mm in methods])
+  lines += [f'Test scores at {ref_text} unless a column says otherwise.']
+  groups = _unique(r['task'] for r in rows) if by_task else [None]
+  for task in groups:
+    selected = [r for r in rows if task in (None, r['task'])]
+    metrics = [tm for tm in task_metrics if task in (None, tm[0])]
+    header = [f'{t} {m}' if task is None else m for t, m in metrics]
+    lines += [''] + ([f'## {task}', ''] if task else [])
+    lines += _table(['method', 'mode'] + header,
+                    [[*mm] + [_format(_get(index, mm, tm, reference)) for tm in metrics]
+                     for mm in _unique((r['method'], r['mode']) for r in selected)])
   for tm in task_metrics:
     selected = [r for r in rows if (r['task'], r['metric']) == tm]
     columns = [(k, v) for k in CONDITIONS if len(_values(selected, k)) > 1
                for v in _values(selected, k)]
+    if not columns:
+      continue
     body = [[*mm] + [_format(_get(index, mm, tm, {**reference, k: v})) for k, v in columns]
             for mm in _unique((r['method'], r['mode']) for r in selected)]
     lines += ['', f'## {tm[0]} {tm[1]}', '']
@@ -122,7 +131,7 @@ def plot(rows, reference, key, path):
   plt.close(fig)
 
 
-def write(workdir, rows, reference, title='Results', notes=''):
+def write(workdir, rows, reference, title='Results', notes='', by_task=False):
   """Writes WORKDIR/results.json, results.md and a PNG per condition that varies."""
   check_rows(rows)
   with open(os.path.join(workdir, 'results.json'), 'w') as f:
@@ -133,4 +142,4 @@ def write(workdir, rows, reference, title='Results', notes=''):
       images.append(f'score_vs_{key}.png')
       plot(rows, reference, key, os.path.join(workdir, images[-1]))
   with open(os.path.join(workdir, 'results.md'), 'w') as f:
-    f.write(markdown(rows, reference, title, notes, images))
+    f.write(markdown(rows, reference, title, notes, images, by_task))

@@ -25,7 +25,6 @@ emotion at every fraction).
 """
 
 import dataclasses
-import importlib.util
 import json
 import os
 import time
@@ -35,8 +34,8 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-import avjax
 from avjax import checkpoint
+from avjax import config_lib
 from avjax import tasks
 from avjax import train
 from avjax.data import ops
@@ -99,24 +98,6 @@ def get_config(preset='default'):
   return config
 
 
-def label_subset(classes, fraction, seed, min_examples=1):
-  """Indices (sorted) of a class-stratified `fraction` of the examples.
-
-  Takes max(min_examples, ceil(fraction * N)) examples, each class in
-  proportion to its size; the same seed gives nested subsets as the fraction
-  grows.
-  """
-  classes = np.asarray(classes)
-  n = min(len(classes), max(min_examples, int(np.ceil(fraction * len(classes) - 1e-9))))
-  rng = np.random.default_rng(seed)
-  order = rng.permutation(len(classes))
-  key = np.empty(len(classes))
-  for c in np.unique(classes):
-    members = order[classes[order] == c]  # Shuffled members of class c.
-    key[members] = (np.arange(len(members)) + 0.5) / len(members)
-  return np.sort(np.lexsort((rng.permutation(len(classes)), key))[:n])
-
-
 def load_clips(data_config, split):
   """A split's waveforms and speech labels, as numpy arrays (words ragged)."""
   source = pipeline.load_source(data_config, split)
@@ -166,24 +147,12 @@ def measure(task, predictions, examples):
           for k, name in enumerate(('arousal', 'valence'))]
 
 
-def _configs_dir(config):
-  return config.configs_dir or os.path.join(
-      os.path.dirname(os.path.dirname(os.path.abspath(avjax.__file__))), 'configs')
-
-
 def method_config(config, name):
   """configs/NAME.py's config under the suite's preset, data and step count."""
-  path = os.path.join(_configs_dir(config), f'{name}.py')
-  if not os.path.exists(path):
-    raise ValueError(f'method {name!r} has no pretraining config: {path} does not exist; '
-                     'choose other --methods')
-  spec = importlib.util.spec_from_file_location(f'avjax_config_{name}', path)
-  module = importlib.util.module_from_spec(spec)
   try:
-    spec.loader.exec_module(module)
-  except ModuleNotFoundError as e:  # e.g. `from configs import recon`.
-    raise ValueError(f'cannot load {path}: {e}; run from the repository root') from e
-  method = module.get_config(config.pretrain.preset or None)
+    method = config_lib.load(name, config.pretrain.preset or None, config.configs_dir)
+  except ValueError as e:
+    raise ValueError(f'method {name!r} has no usable pretraining config: {e}') from e
   method.data.config = config.data.config
   method.data.data_dir = config.data.data_dir
   method.total_steps = config.pretrain.total_steps.get(name, method.total_steps)
@@ -263,7 +232,7 @@ class _Suite:
     train = self.examples[task]['train']
     classes = strata(task, train, self.clips['train'])
     for fraction in fractions:
-      yield fraction, train.take(label_subset(classes, fraction, self.config.seed,
+      yield fraction, train.take(pipeline.label_subset(classes, fraction, self.config.seed,
                                               self.config.min_examples))
 
   def probe_task(self, method, task, fractions, inputs, module=None, params=None):

@@ -144,13 +144,15 @@ class SyncNet(nn.Module):
   aligned and its shifted audio), and every output that depends on the audio
   gains a K axis after B (logit [B, K]).
 
-  Video: conv1 (`video_kernel`, stride 2) -> norm -> ReLU -> max-pool [1, 3, 3]
-  / [1, 2, 2]; conv2 two blocks (the second of stride 2); fusion with the
-  audio stream's output; conv3 two blocks; conv4 two blocks (the first of
-  stride 2); conv5 two blocks (the first of stride [1, s, s], s =
-  `last_stride`: 1 gives a twice finer map for localisation); global average
-  pool; `logit` (a Dense to 1). The CAM is `logit` applied at every position
-  of conv5, so the logit equals the CAM's mean over [T', H', W'] exactly.
+  Video: conv1 (`video_kernel`, stride 2; in time `video_time_strides[0]`)
+  -> norm -> ReLU -> max-pool [1, 3, 3] / [1, 2, 2] (if `video_pool`: without
+  it, small frames keep a finer grid); conv2 two blocks (the second of stride
+  2, in time `video_time_strides[1]`); fusion with the audio stream's output;
+  conv3 two blocks; conv4 two blocks (the first of stride 2, in time
+  `video_time_strides[2]`); conv5 two blocks (the first of stride [1, s, s],
+  s = `last_stride`: 1 gives a twice finer map for localisation); global
+  average pool; `logit` (a Dense to 1). The CAM is `logit` applied at every
+  position of conv5, so the logit equals the CAM's mean over [T', H', W'].
 
   aux: 'audio' (the audio stream's output), 'conv1', 'conv2' (per video),
   'fused', 'conv3', 'conv4', 'conv5' (feature maps) and 'cam' [B, T', H', W'].
@@ -161,6 +163,8 @@ class SyncNet(nn.Module):
   audio_pool: int = 4
   video_features: Sequence[int] = (16, 16, 32, 64, 128)  # conv1 .. conv5.
   video_kernel: Sequence[int] = (5, 7, 7)  # conv1's [T, H, W] kernel.
+  video_pool: bool = True
+  video_time_strides: Sequence[int] = (2, 2, 2)  # Of conv1, conv2_2 and conv4_1.
   fusion_audio: int = 32
   fusion_hidden: int = 128
   last_stride: int = 2
@@ -176,15 +180,16 @@ class SyncNet(nn.Module):
                             audio.reshape(b * k, audio.shape[-1]))
     f1, f2, f3, f4, f5 = self.video_features
     block = functools.partial(ResBlock, kernel=(3, 3, 3), dtype=self.dtype)
-    x = nn.Conv(f1, tuple(self.video_kernel), strides=2, padding='SAME', use_bias=False,
-                dtype=self.dtype, name='conv1')(video)
+    t1, t2, t4 = self.video_time_strides
+    x = nn.Conv(f1, tuple(self.video_kernel), strides=(t1, 2, 2), padding='SAME',
+                use_bias=False, dtype=self.dtype, name='conv1')(video)
     conv1 = NormReLU(dtype=self.dtype, name='conv1_norm')(x)
-    x = nn.max_pool(conv1, (1, 3, 3), (1, 2, 2), padding='SAME')
-    conv2 = block(f2, strides=2, name='conv2_2')(block(f2, name='conv2_1')(x))
+    x = nn.max_pool(conv1, (1, 3, 3), (1, 2, 2), padding='SAME') if self.video_pool else conv1
+    conv2 = block(f2, strides=(t2, 2, 2), name='conv2_2')(block(f2, name='conv2_1')(x))
     fused = Fusion(f3, self.fusion_audio, self.fusion_hidden, dtype=self.dtype,
                    name='fusion')(jnp.repeat(conv2, k, axis=0), sound)
     conv3 = block(f3, name='conv3_2')(block(f3, name='conv3_1')(fused))
-    conv4 = block(f4, name='conv4_2')(block(f4, strides=2, name='conv4_1')(conv3))
+    conv4 = block(f4, name='conv4_2')(block(f4, strides=(t4, 2, 2), name='conv4_1')(conv3))
     s = self.last_stride
     conv5 = block(f5, name='conv5_2')(block(f5, strides=(1, s, s), name='conv5_1')(conv4))
     head = nn.Dense(1, dtype=self.dtype, name='logit')

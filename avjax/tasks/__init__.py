@@ -18,6 +18,7 @@ A task is an object built from the whole config, `Task(config)`, with:
   tuple of keys for a module called with several inputs, in that order.
 """
 
+from avjax.tasks import action
 from avjax.tasks import aot
 from avjax.tasks import multitask
 from avjax.tasks import odd
@@ -32,4 +33,5 @@ TASKS = {
     'multitask': multitask.Multitask,
     'sync': sync.Sync,
     'separation': separation.Separation,
+    'action': action.Action,
 }

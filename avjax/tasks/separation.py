@@ -1,7 +1,8 @@
 """separation: on/off-screen source separation with a spectrogram u-net (Owens & Efros 2018).
 
 Each example is a window of a talking-head clip: `window_frames` video frames
-(every `frame_stride`-th one kept, the rate the sync network was trained at)
+(every `frame_stride`-th one kept and averaged down by `frame_downsample`, as
+the sync network was trained)
 and the audio under them, RMS-normalised. Mixtures are made on the device
 (`mix`): clip i's off-screen talker is clip i - 1 of the batch, so every
 mixture is the sum of two RMS-normalised clips, as in Owens's `mix_sounds`.
@@ -226,7 +227,8 @@ class Separation:
     features = {'audio': normalise_rms(ops.to_float(samples[:self.num_samples]),
                                        self.config.rms)}
     if self.onoff:
-      features['video'] = sync.to_float_image(clip[::self.config.frame_stride])
+      features['video'] = sync.video_input(clip, self.config.frame_stride,
+                                           self.config.frame_downsample)
     return features
 
   def _features(self, audio):

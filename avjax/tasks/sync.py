@@ -4,7 +4,8 @@ Each example is a window of `window_frames` video frames with two audio
 windows of the same length from the same clip: the aligned one (the samples
 under those frames) and a shifted one. The network sees every
 `frame_stride`-th frame of the window (Owens first trained on every 4th
-frame, then at the full rate) and all of its audio. The early-fusion
+frame, then at the full rate), each averaged down by `frame_downsample`, and
+all of its audio. The early-fusion
 `SyncNet` scores every video with both (label 1 aligned, 0 shifted; sigmoid
 cross-entropy), running its video stages before the fusion once per video.
 
@@ -31,6 +32,15 @@ from avjax.tasks import aot
 def to_float_image(x):
   """uint8 -> float32 in [-1, 1]."""
   return x.astype(np.float32) / 127.5 - 1.0
+
+
+def video_input(frames, frame_stride, frame_downsample):
+  """uint8 frames [T, H, W, 3] -> what the network sees: every `frame_stride`-th
+  frame, averaged down by `frame_downsample`, as float32 in [-1, 1]."""
+  frames = frames[::frame_stride]
+  if frame_downsample > 1:
+    frames = ops.downsample_frames(frames, frame_downsample)
+  return to_float_image(frames)
 
 
 def draw_windows(num_frames, num_samples, window_frames, min_shift, max_shift, rng,
@@ -96,10 +106,10 @@ class Sync:
                                 self.config.max_shift, rng)
     aligned, clip = ops.time_crop(audio, video, start, frames)
     shifted, _ = ops.time_crop(audio, video, start, frames, audio_offset=shift)
-    clip = clip[::self.config.frame_stride]
+    clip = video_input(clip, self.config.frame_stride, self.config.frame_downsample)
     if self.config.flip and rng.random() < 0.5:
       clip = clip[:, :, ::-1]
-    return {'video': to_float_image(clip),
+    return {'video': clip,
             'audio': ops.to_float(np.stack([aligned, shifted])),
             'shift': np.int32(shift)}
 

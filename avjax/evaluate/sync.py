@@ -1,0 +1,287 @@
+"""The sync suite: Owens & Efros's multisensory network and its applications on avsynth.
+
+  python -m avjax.evaluate --suite=sync --workdir=DIR [--preset=tiny]
+
+1. pretext: configs/sync.py trained in DIR/pretrain/sync and exported to
+   DIR/encoders/sync; aligned-vs-shifted accuracy on one random window per
+   test clip (chance 0.5), and pair accuracy (aligned scored above shifted).
+2. localisation: on the middle window of each test scene, the class
+   activation map of the aligned audio (trained, and a random network as a
+   control) against `source_mask`, beside a centre prior and motion energy:
+   pointing accuracy, pixel AUC and per-frame AUC on the frames the network
+   sees; overlay GIFs and localisation.png.
+3. action: configs/action.py fine-tuned from the sync export (`sync`) and
+   from scratch (`scratch`) on class-stratified `label_fractions` of the train split;
+   accuracy on one random window per test clip.
+4. separation: configs/separation.py on talking-head mixtures, audio-only
+   `pit`, `onoff` from scratch and `onoff_sync` from the sync export, and the
+   mixture itself as the estimate; BSS Eval SDR, SIR, SAR and SI-SDR of the
+   on-screen voice (PIT heads in their better order: oracle assignment);
+   example WAVs.
+
+`config.methods` (--methods) picks the applications; the pretext always runs.
+"""
+
+import os
+
+import imageio.v3 as iio
+import jax
+import ml_collections
+import numpy as np
+import soundfile as sf
+from absl import logging
+
+from avjax import checkpoint
+from avjax import config_lib
+from avjax import tasks
+from avjax import train
+from avjax.data import ops
+from avjax.data import pipeline
+from avjax.evaluate import bss
+from avjax.evaluate import localization
+from avjax.evaluate import results
+from avjax.tasks import sync as sync_task
+
+APPLICATIONS = ('localisation', 'action', 'separation')
+PRESETS = ('default', 'tiny')
+
+
+def get_config(preset='default'):
+  """The suite's settings; `default` is sized for a 2-core CPU (README has the
+  measured run), `tiny` (scenes_tiny and heads_tiny) takes a few minutes."""
+  if preset not in PRESETS:
+    raise ValueError(f'unknown preset {preset!r}; known: {PRESETS}')
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.data = dict(data_dir='', scenes='scenes', heads='heads')
+  config.methods = APPLICATIONS
+  config.configs_dir = ''  # '' = the repository's configs/.
+  config.preset = ''  # The argument of each configs/NAME.py.
+  config.total_steps = dict(sync=0, action=0, separation=0)  # 0: the config's own.
+  config.label_fractions = (0.1, 1.0)
+  config.batch_size = 16  # Of the test-split passes.
+  config.num_examples = 4  # Overlay GIFs and separated WAVs written.
+  if preset == 'tiny':
+    config.data.update(scenes='scenes_tiny', heads='heads_tiny')
+    config.preset = 'tiny'
+    config.total_steps = dict(sync=2, action=2, separation=2)
+    config.label_fractions = (0.5, 1.0)
+    config.batch_size = 4
+    config.num_examples = 2
+  return config
+
+
+def run_config(config, name, data_config, overrides=None):
+  """configs/NAME.py under the suite's preset, data and steps, with `overrides`
+  ({'dotted.key': value})."""
+  method = config_lib.load(name, config.preset or None, config.configs_dir)
+  method.data.update(config=data_config, data_dir=config.data.data_dir)
+  method.total_steps = config.total_steps.get(name) or method.total_steps
+  method.update_from_flattened_dict(overrides or {})
+  return method
+
+
+def train_run(method, run_dir):
+  """Trains (or resumes) `method` in RUN_DIR; returns (task, its trained params)."""
+  logging.info('training %s in %s', method.task, run_dir)
+  train.train_and_evaluate(method, run_dir)
+  return tasks.TASKS[method.task](method), checkpoint.restore_params(run_dir)
+
+
+def test_examples(method, task, split='test'):
+  """Every example of `split`, preprocessed by `task` with the config's seed."""
+  source = pipeline.load_source(method.data, split)
+  ds = pipeline.eval_dataset(source, task.preprocess, 1, method.seed)
+  return [jax.tree.map(lambda x: x[0], ds[i]) for i in range(len(ds))]
+
+
+def batches(examples, batch_size):
+  """Near-equal batches (stacked) of all the examples, none dropped."""
+  chunks = np.array_split(np.arange(len(examples)), max(1, -(-len(examples) // batch_size)))
+  return [jax.tree.map(lambda *x: np.stack(x), *[examples[i] for i in c]) for c in chunks]
+
+
+def mean_metrics(fn, params, test_batches):
+  """Example-weighted means of the scalar metrics `fn(params, batch)` over batches."""
+  fn = jax.jit(fn)
+  sizes = [len(jax.tree.leaves(b)[0]) for b in test_batches]
+  values = [jax.device_get(fn(params, b)) for b in test_batches]
+  return {k: float(np.average([v[k] for v in values], weights=sizes)) for k in values[0]}
+
+
+def row(method, mode, task, metric, value, label_fraction=1.0, **extra):
+  return dict(method=method, mode=mode, task=task, metric=metric, value=float(value),
+              snr_db=None, label_fraction=label_fraction, **extra)
+
+
+# ---- localisation ----
+
+def middle_windows(method, split='test'):
+  """(network inputs {'video', 'audio'}, frames seen [N, T, H, W, 3] uint8, full-rate
+  frames, masks [N, T, H, W]) of each clip's middle window."""
+  source = pipeline.load_source(method.data, split)
+  window, stride = method.sync.window_frames, method.sync.frame_stride
+  inputs, seen, full, masks = [], [], [], []
+  for i in range(len(source)):
+    clip = source[i]
+    start = (len(clip['video']) - window) // 2
+    audio, video = ops.time_crop(clip['audio'], clip['video'], start, window)
+    inputs.append({'video': sync_task.video_input(video, stride, method.sync.frame_downsample),
+                   'audio': ops.to_float(audio)})
+    full.append(video)
+    seen.append(video[::stride])
+    masks.append(clip['source_mask'][start:start + window:stride])
+  return inputs, np.stack(seen), np.stack(full), np.stack(masks)
+
+
+def cams(net, params, inputs, batch_size, frames):
+  """Class activation maps of the aligned audio, resized to `frames`' [N, T, H, W]."""
+  apply = jax.jit(lambda p, b: net.apply({'params': p}, b['video'], b['audio'])[1]['cam'])
+  maps = np.concatenate([jax.device_get(apply(params, b)) for b in batches(inputs, batch_size)])
+  return localization.resize_maps(maps, frames.shape[1:4])
+
+
+def localisation_rows(config, method, params, workdir):
+  """Rows of the CAM (trained and random) and both baselines; writes overlays."""
+  task = tasks.TASKS[method.task](method)
+  inputs, seen, full, masks = middle_windows(method)
+  stride = method.sync.frame_stride
+  random_params = task.init(jax.random.key(config.seed), batches(inputs[:1], 1)[0])
+  maps = {
+      'sync': cams(task.net, params, inputs, config.batch_size, seen),
+      'random': cams(task.net, random_params['sync_net'], inputs, config.batch_size, seen),
+      'motion_energy': np.stack([localization.motion_energy(v)[::stride] for v in full]),
+      'centre_prior': localization.centre_prior(masks.shape),
+  }
+  rows = []
+  for name, m in maps.items():
+    mode = 'frozen' if name in ('sync', 'random') else 'baseline'
+    for metric, value in localization.score(m, masks).items():
+      rows.append(row(name, mode, 'localisation', metric, value))
+  write_overlays(os.path.join(workdir, 'localisation'), seen, masks, maps, config.num_examples,
+                 fps=ops.FPS / stride)
+  return rows
+
+
+def write_overlays(directory, frames, masks, maps, count, fps, scale=3):
+  """GIFs of the first `count` clips, side by side: frames, mask, then each map as
+  heat; and localisation.png, their middle frames stacked."""
+  os.makedirs(directory, exist_ok=True)
+  stills = []
+  for i in range(min(count, len(frames))):
+    mask = np.repeat(masks[i][..., None] * 255, 3, axis=-1).astype(np.uint8)
+    panels = [frames[i], mask] + [localization.overlay(frames[i], m[i]) for m in maps.values()]
+    strip = np.concatenate(panels, axis=2).repeat(scale, axis=1).repeat(scale, axis=2)
+    localization.write_animation(os.path.join(directory, f'clip{i}.gif'), strip, fps)
+    stills.append(strip[len(strip) // 2])
+  with open(os.path.join(directory, 'panels.txt'), 'w') as f:
+    f.write('left to right: frame, source mask, ' + ', '.join(maps) + '\n')
+  iio.imwrite(os.path.join(directory, 'localisation.png'), np.concatenate(stills))
+
+
+# ---- action recognition ----
+
+def action_rows(config, workdir, sync_export):
+  """Test accuracy of action recognition from sync and from scratch, per label fraction."""
+  rows = []
+  for fraction in config.label_fractions:
+    for name, init in (('sync', sync_export), ('scratch', '')):
+      method = run_config(config, 'action', config.data.scenes, {
+          'action.init_sync': init, 'data.label_fraction': fraction})
+      task, params = train_run(method, os.path.join(workdir, 'action', f'{name}_{fraction:g}'))
+      test = batches(test_examples(method, task), config.batch_size)
+      accuracy = mean_metrics(task.evaluate, params, test)['accuracy']
+      num_train = len(pipeline.train_source(method.data, method.seed))
+      rows.append(row(name, 'finetune', 'action', 'accuracy', accuracy, fraction,
+                      num_train_examples=num_train))
+      logging.info('action %s, %g%% labels: test accuracy %.3f', name, 100 * fraction, accuracy)
+  return rows
+
+
+# ---- separation ----
+
+def bss_rows(method, estimates, references):
+  """Rows of the mean SDR, SIR, SAR and SI-SDR of the on-screen estimates.
+
+  estimates, references: [N, 2, S], on-screen first; BSS Eval scores each
+  estimate against both references, so the off-screen voice is interference.
+  """
+  scores = [bss.bss_eval(e, r) for e, r in zip(estimates, references)]
+  values = {'sdr': [s.sdr[0] for s in scores], 'sir': [s.sir[0] for s in scores],
+            'sar': [s.sar[0] for s in scores],
+            'si_sdr': bss.si_sdr(estimates[:, 0], references[:, 0])}
+  mode = 'baseline' if method == 'mixture' else 'finetune'
+  return [row(method, mode, 'separation', k, np.mean(v)) for k, v in values.items()]
+
+
+def separation_rows(config, workdir, sync_export):
+  """Rows of each separation method and of the mixture itself; writes example WAVs."""
+  runs = (('pit', {'separation.mode': 'pit'}),
+          ('onoff', {'separation.mode': 'onoff'}),
+          ('onoff_sync', {'separation.mode': 'onoff', 'separation.init_sync': sync_export}))
+  wav_dir = os.path.join(workdir, 'separation')
+  os.makedirs(wav_dir, exist_ok=True)
+  rows = []
+  for name, overrides in runs:
+    method = run_config(config, 'separation', config.data.heads, overrides)
+    task, params = train_run(method, os.path.join(workdir, 'separation', name))
+    separate = jax.jit(task.separate)
+    outputs = [jax.device_get(separate(params, b))
+               for b in batches(test_examples(method, task), config.batch_size)]
+    estimates, references, mixture = (np.concatenate(x) for x in zip(*outputs))
+    if not rows:  # The mixtures are the same for every method.
+      rows += bss_rows('mixture', np.stack([mixture, mixture], 1), references)
+      write_wavs(wav_dir, 'mixture', mixture, config.num_examples)
+      write_wavs(wav_dir, 'on_screen', references[:, 0], config.num_examples)
+      write_wavs(wav_dir, 'off_screen', references[:, 1], config.num_examples)
+    rows += bss_rows(name, estimates, references)
+    write_wavs(wav_dir, f'{name}_on_screen', estimates[:, 0], config.num_examples)
+  return rows
+
+
+def write_wavs(directory, name, audio, count):
+  """DIRECTORY/NAME_i.wav of the first `count` waveforms, peak-normalised together."""
+  audio = np.asarray(audio[:count])
+  audio = audio / max(np.abs(audio).max(), 1e-9) * 0.9
+  for i, x in enumerate(audio):
+    sf.write(os.path.join(directory, f'{i}_{name}.wav'), x, ops.SAMPLE_RATE, subtype='PCM_16')
+
+
+# ---- the suite ----
+
+def _notes(config, sync_method):
+  return (f'avsynth/{config.data.scenes} (pretext, localisation, action) and '
+          f'avsynth/{config.data.heads} (separation). sync: {sync_method.total_steps} steps of '
+          f'batch {sync_method.batch_size}; pretext accuracy has chance 0.5. Localisation scores '
+          'the middle window of each test scene on the frames the network sees. '
+          'PIT heads are assigned to on/off-screen by the better permutation (oracle).')
+
+
+def run(config, workdir):
+  """Runs the suite; writes WORKDIR/results.{json,md}, plots and examples; returns the rows."""
+  unknown = set(config.methods) - set(APPLICATIONS)
+  if unknown:
+    raise ValueError(f'unknown sync applications {sorted(unknown)}; known: {APPLICATIONS}')
+  os.makedirs(workdir, exist_ok=True)
+  sync_method = run_config(config, 'sync', config.data.scenes)
+  sync_dir = os.path.join(workdir, 'pretrain', 'sync')
+  task, params = train_run(sync_method, sync_dir)
+  sync_export = os.path.join(workdir, 'encoders', 'sync')
+  checkpoint.export_encoders(sync_dir, sync_export)
+  test = batches(test_examples(sync_method, task), config.batch_size)
+  pretext = mean_metrics(task.evaluate, params, test)
+  rows = [row('sync', 'frozen', 'pretext', k, pretext[k]) for k in ('accuracy', 'pair_accuracy')]
+  write = lambda: results.write(workdir, rows, reference=dict(snr_db=None, label_fraction=1.0),
+                                title='Sync suite', notes=_notes(config, sync_method),
+                                by_task=True)
+  write()
+  if 'localisation' in config.methods:
+    rows += localisation_rows(config, sync_method, params['sync_net'], workdir)
+    write()
+  if 'action' in config.methods:
+    rows += action_rows(config, workdir, sync_export)
+    write()
+  if 'separation' in config.methods:
+    rows += separation_rows(config, workdir, sync_export)
+    write()
+  return rows
