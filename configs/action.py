@@ -35,14 +35,13 @@ def get_config(arg=None):
   config.data.config = 'scenes'
   config.data.label_key = 'action'
   config.probe.labels = ()  # The linear probe reads an `audio_encoder`; action has none.
-  # Default: not yet sized; step time unmeasured (no idle machine). A step runs the
-  # sync network with one audio track a video where sync runs two after the fusion,
-  # so it should cost less than sync's measured 4.9 s a step on a 2-core CPU.
+  # Default: sized for the sync suite's hour on a 2-core CPU: a run took 4.6-5.0 min
+  # there (2026-11-23), and stayed at chance (README's sync table).
   config.batch_size = 16
-  config.total_steps = 300
+  config.total_steps = 150
   config.log_every = 10
-  config.eval_every = 100
-  config.checkpoint_every = 100
+  config.eval_every = 50
+  config.checkpoint_every = 50
   config.optimizer.update(learning_rate=1e-3, warmup_steps=30)
 
   # ---- model and task blocks (owned by avjax/tasks/action.py) ----

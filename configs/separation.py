@@ -30,14 +30,14 @@ def get_config(arg=None):
   config.task = 'separation'
   config.data.config = 'heads'
   config.probe.labels = ()  # The linear probe reads an `audio_encoder`; separation has none.
-  # Default: sized for a 2-core CPU, a few minutes. Step time unmeasured (no idle
-  # machine): XLA counts 21 GFLOP a step, 2-3 s at the 8-12 GFLOP/s such a CPU gets.
+  # Default: sized for the sync suite's hour on a 2-core CPU: a run took 4.3-4.6 min
+  # there (2026-11-23), too few steps to beat the mixture (README's sync table).
   config.batch_size = 8
-  config.total_steps = 150
+  config.total_steps = 60
   config.log_every = 10
-  config.eval_every = 50
-  config.checkpoint_every = 50
-  config.optimizer.update(learning_rate=1e-3, warmup_steps=15)
+  config.eval_every = 30
+  config.checkpoint_every = 30
+  config.optimizer.update(learning_rate=1e-3, warmup_steps=10)
 
   # ---- model and task blocks (owned by avjax/tasks/separation.py) ----
   config.separation = ml_collections.ConfigDict(dict(

@@ -20,6 +20,7 @@ A task is an object built from the whole config, `Task(config)`, with:
 
 from avjax.tasks import action
 from avjax.tasks import aot
+from avjax.tasks import disentangle
 from avjax.tasks import multitask
 from avjax.tasks import odd
 from avjax.tasks import recon
@@ -34,4 +35,5 @@ TASKS = {
     'sync': sync.Sync,
     'separation': separation.Separation,
     'action': action.Action,
+    'disentangle': disentangle.Disentangle,
 }

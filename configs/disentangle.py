@@ -1,0 +1,91 @@
+r"""disentangle: speaker and content embeddings from faces and voices, without labels.
+
+  python -m avjax.main --config=configs/disentangle.py --workdir=/tmp/disentangle
+  python -m avjax.main --config=configs/disentangle.py:variant=identity --workdir=/tmp/dis_id
+  python -m avjax.main --config=configs/disentangle.py:tiny --workdir=/tmp/disentangle_tiny
+  python -m avjax.main --config=configs/disentangle.py:paper --workdir=gs://bucket/disentangle
+
+Nagrani, Chung, Albanie & Zisserman (2020) on avsynth talking heads
+(avjax/tasks/disentangle.py). `variant` picks the losses, all on the same
+shared trunks: `content` (multi-way sync only), `identity` (cross-track
+face-voice matching only), `both`, or `disentangle` (both plus the confusion
+losses; the default). The exported `speaker_encoder` takes
+`disentangle.log_mel_features` frames [B, 4 T, 40] and gives identity
+embeddings per step (time-average them to verify speakers).
+"""
+
+import ml_collections
+
+from avjax import config_lib
+
+# (content, identity, confusion) loss weights of each variant.
+VARIANTS = {
+    'content': (1.0, 0.0, 0.0),
+    'identity': (0.0, 1.0, 0.0),
+    'both': (1.0, 1.0, 0.0),
+    'disentangle': (1.0, 1.0, 0.5),
+}
+
+
+def get_config(arg=None):
+  arg = config_lib.parse_arg(arg, tiny=False, paper=False, variant='disentangle')
+  if arg.variant not in VARIANTS:
+    raise ValueError(f'unknown variant {arg.variant!r}; known: {sorted(VARIANTS)}')
+  config = config_lib.trainer_defaults()
+  config.task = 'disentangle'
+  config.data.config = 'heads'
+  config.probe.labels = ()  # The linear probe reads an `audio_encoder`; this task has none.
+  # Default: meant to train in a few minutes on a 2-core CPU (not yet measured).
+  # Batch 16 of 144 train tracks: about one same-track pair per batch, left out
+  # of the identity softmax (disentangle.mask_same_track).
+  config.batch_size = 16
+  config.total_steps = 500
+  config.log_every = 25
+  config.eval_every = 250
+  config.checkpoint_every = 250
+  config.optimizer.update(learning_rate=1e-3, warmup_steps=50)
+
+  # ---- model and task blocks (owned by avjax/tasks/disentangle.py) ----
+  content, identity, confusion = VARIANTS[arg.variant]
+  config.disentangle = ml_collections.ConfigDict(dict(
+      variant=arg.variant,   # For the record; the weights below are what counts.
+      window_frames=20,      # 0.8 s of a 2 s clip: 20 video steps, 80 mel frames.
+      identity_frames=5,     # The other-time face window: the first conv's 5 frames.
+      frame_downsample=2,    # 64x64 frames averaged down to 32x32.
+      content_weight=content,
+      identity_weight=identity,
+      confusion_weight=confusion,  # Assumed; the paper's weight is not in METHODS.md.
+      classifier_weight=1.0,  # Trains only the auxiliary classifiers (stop_gradient).
+      mask_same_track=True,  # Other clips of a track are not identity negatives.
+      num_tracks=0,          # Track classes; 0: the avsynth preset's train tracks.
+  ))
+  config.model = ml_collections.ConfigDict(dict(  # avjax.models.twostream
+      audio=dict(features=(16, 32, 64, 64, 64, 128)),  # AudioTrunk conv1 .. conv6.
+      face=dict(features=(16, 32, 64, 64, 64, 128),    # FaceTrunk conv1 .. conv6.
+                kernel=(5, 7, 7),                      # The first, 3D, conv over 5 frames.
+                pool=False),                           # Keeps an 8x8 grid of 32x32 frames.
+      embedding=128,  # Both heads of both streams.
+      head_hidden=0,  # 0: each head one 1x1 projection.
+  ))
+  # ---- end of model and task blocks ----
+
+  if arg.paper:
+    # The public trainer (joonson/syncnet_trainer): widths, 1024-d two-layer heads,
+    # SGD momentum 0.9, weight decay 1e-5, lr 1e-3 (it decays x0.95 per epoch; cosine
+    # here). Batch size, steps and window length assumed for an accelerator.
+    config.batch_size = 64
+    config.total_steps = 100_000
+    config.eval_every = config.checkpoint_every = 5000
+    config.optimizer.update(name='sgd', learning_rate=1e-3, momentum=0.9, weight_decay=1e-5,
+                            warmup_steps=1000)
+    config.disentangle.update(window_frames=40, frame_downsample=1)
+    config.model.audio.features = (96, 256, 384, 256, 256, 512)
+    config.model.face.update(features=(96, 256, 256, 256, 256, 512), pool=True)
+    config.model.update(embedding=1024, head_hidden=512)
+  if arg.tiny:
+    config_lib.make_tiny(config, 'heads_tiny')
+    config.disentangle.update(window_frames=10, frame_downsample=2)  # 1 s clips of 32x32.
+    config.model.audio.features = (4, 8, 8, 8, 8, 16)
+    config.model.face.features = (4, 8, 8, 8, 8, 16)
+    config.model.embedding = 16
+  return config
