@@ -65,7 +65,7 @@ def get_config(preset='default'):
     config.data.update(scenes='scenes_tiny', heads='heads_tiny')
     config.preset = 'tiny'
     config.total_steps = dict(sync=2, action=2, separation=2)
-    config.label_fractions = (0.5, 1.0)
+    config.label_fractions = (0.5,)  # One run each of sync and scratch: the subset path.
     config.batch_size = 4
     config.num_examples = 2
   return config
@@ -88,7 +88,7 @@ def train_run(method, run_dir):
   return tasks.TASKS[method.task](method), checkpoint.restore_params(run_dir)
 
 
-def test_examples(method, task, split='test'):
+def split_examples(method, task, split='test'):
   """Every example of `split`, preprocessed by `task` with the config's seed."""
   source = pipeline.load_source(method.data, split)
   ds = pipeline.eval_dataset(source, task.preprocess, 1, method.seed)
@@ -189,7 +189,7 @@ def action_rows(config, workdir, sync_export):
       method = run_config(config, 'action', config.data.scenes, {
           'action.init_sync': init, 'data.label_fraction': fraction})
       task, params = train_run(method, os.path.join(workdir, 'action', f'{name}_{fraction:g}'))
-      test = batches(test_examples(method, task), config.batch_size)
+      test = batches(split_examples(method, task), config.batch_size)
       accuracy = mean_metrics(task.evaluate, params, test)['accuracy']
       num_train = len(pipeline.train_source(method.data, method.seed))
       rows.append(row(name, 'finetune', 'action', 'accuracy', accuracy, fraction,
@@ -227,7 +227,7 @@ def separation_rows(config, workdir, sync_export):
     task, params = train_run(method, os.path.join(workdir, 'separation', name))
     separate = jax.jit(task.separate)
     outputs = [jax.device_get(separate(params, b))
-               for b in batches(test_examples(method, task), config.batch_size)]
+               for b in batches(split_examples(method, task), config.batch_size)]
     estimates, references, mixture = (np.concatenate(x) for x in zip(*outputs))
     if not rows:  # The mixtures are the same for every method.
       rows += bss_rows('mixture', np.stack([mixture, mixture], 1), references)
@@ -268,7 +268,7 @@ def run(config, workdir):
   task, params = train_run(sync_method, sync_dir)
   sync_export = os.path.join(workdir, 'encoders', 'sync')
   checkpoint.export_encoders(sync_dir, sync_export)
-  test = batches(test_examples(sync_method, task), config.batch_size)
+  test = batches(split_examples(sync_method, task), config.batch_size)
   pretext = mean_metrics(task.evaluate, params, test)
   rows = [row('sync', 'frozen', 'pretext', k, pretext[k]) for k in ('accuracy', 'pair_accuracy')]
   write = lambda: results.write(workdir, rows, reference=dict(snr_db=None, label_fraction=1.0),
