@@ -141,9 +141,8 @@ def cams(net, params, inputs, batch_size, frames):
   return localization.resize_maps(maps, frames.shape[1:4])
 
 
-def localisation_rows(config, method, params, workdir):
+def localisation_rows(config, method, task, params, workdir):
   """Rows of the CAM (trained and random) and both baselines; writes overlays."""
-  task = tasks.TASKS[method.task](method)
   inputs, seen, full, masks = middle_windows(method)
   stride = method.sync.frame_stride
   random_params = task.init(jax.random.key(config.seed), batches(inputs[:1], 1)[0])
@@ -185,13 +184,14 @@ def action_rows(config, workdir, sync_export):
   """Test accuracy of action recognition from sync and from scratch, per label fraction."""
   rows = []
   for fraction in config.label_fractions:
+    subset = run_config(config, 'action', config.data.scenes, {'data.label_fraction': fraction})
+    num_train = len(pipeline.train_source(subset.data, subset.seed))  # What each run trains on.
     for name, init in (('sync', sync_export), ('scratch', '')):
       method = run_config(config, 'action', config.data.scenes, {
           'action.init_sync': init, 'data.label_fraction': fraction})
       task, params = train_run(method, os.path.join(workdir, 'action', f'{name}_{fraction:g}'))
       test = batches(split_examples(method, task), config.batch_size)
       accuracy = mean_metrics(task.evaluate, params, test)['accuracy']
-      num_train = len(pipeline.train_source(method.data, method.seed))
       rows.append(row(name, 'finetune', 'action', 'accuracy', accuracy, fraction,
                       num_train_examples=num_train))
       logging.info('action %s, %g%% labels: test accuracy %.3f', name, 100 * fraction, accuracy)
@@ -276,7 +276,7 @@ def run(config, workdir):
                                 by_task=True)
   write()
   if 'localisation' in config.methods:
-    rows += localisation_rows(config, sync_method, params['sync_net'], workdir)
+    rows += localisation_rows(config, sync_method, task, params['sync_net'], workdir)
     write()
   if 'action' in config.methods:
     rows += action_rows(config, workdir, sync_export)
