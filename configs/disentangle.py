@@ -41,7 +41,7 @@ def get_config(arg=None):
   # Batch 16 of 144 train tracks: about one same-track pair per batch, left out
   # of the identity softmax (disentangle.mask_same_track).
   config.batch_size = 16
-  config.total_steps = 500
+  config.total_steps = 1000
   config.log_every = 25
   config.eval_every = 250
   config.checkpoint_every = 250
@@ -51,7 +51,7 @@ def get_config(arg=None):
   content, identity, confusion = VARIANTS[arg.variant]
   config.disentangle = ml_collections.ConfigDict(dict(
       variant=arg.variant,   # For the record; the weights below are what counts.
-      window_frames=20,      # 0.8 s of a 2 s clip: 20 video steps, 80 mel frames.
+      window_frames=10,      # 0.4 s of a 2 s clip: 10 video steps, 40 mel frames.
       identity_frames=5,     # The other-time face window: the first conv's 5 frames.
       frame_downsample=2,    # 64x64 frames averaged down to 32x32.
       content_weight=content,
@@ -62,11 +62,11 @@ def get_config(arg=None):
       num_tracks=0,          # Track classes; 0: the avsynth preset's train tracks.
   ))
   config.model = ml_collections.ConfigDict(dict(  # avjax.models.twostream
-      audio=dict(features=(16, 32, 64, 64, 64, 128)),  # AudioTrunk conv1 .. conv6.
-      face=dict(features=(16, 32, 64, 64, 64, 128),    # FaceTrunk conv1 .. conv6.
+      audio=dict(features=(16, 32, 32, 32, 32, 64)),  # AudioTrunk conv1 .. conv6.
+      face=dict(features=(16, 32, 32, 32, 32, 64),    # FaceTrunk conv1 .. conv6.
                 kernel=(5, 7, 7),                      # The first, 3D, conv over 5 frames.
                 pool=False),                           # Keeps an 8x8 grid of 32x32 frames.
-      embedding=128,  # Both heads of both streams.
+      embedding=64,  # Both heads of both streams.
       head_hidden=0,  # 0: each head one 1x1 projection.
   ))
   # ---- end of model and task blocks ----

@@ -67,6 +67,17 @@ def test_trials_ship_with_test_split(data_dir):
   assert trials[:, 1:].max() < heads.split_sizes(heads.PRESETS['heads_tiny'])['test']
 
 
+def test_trials_name_examples_by_index(data_dir):
+  # Records are stored shuffled: a trial's indices are the examples' `index` feature.
+  import tensorflow_datasets as tfds
+  trials = np.asarray(tfds.builder('avsynth/heads_tiny', data_dir=data_dir).info.metadata['trials'])
+  source = pipeline.load_source(_data_config(data_dir, 'heads_tiny'), 'test')
+  speaker = {source[i]['index']: source[i]['speaker'] for i in range(len(source))}
+  assert sorted(speaker) == list(range(len(source)))
+  same = np.array([speaker[a] == speaker[b] for _, a, b in trials])
+  np.testing.assert_array_equal(same, trials[:, 0] == 1)
+
+
 def test_reading_imports_no_tensorflow(data_dir):
   code = ('import sys, ml_collections\n'
           'from avjax.data import pipeline\n'

@@ -26,6 +26,7 @@ from avjax.evaluate import metrics
 from avjax.evaluate import probe
 from avjax.evaluate import results
 from avjax.evaluate import speech
+from avjax.evaluate import runs
 from avjax.evaluate import sync as sync_suite
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -270,7 +271,7 @@ def test_train_source_takes_a_class_stratified_fraction(data_dir):
 
 def test_batches_keep_every_example_in_near_equal_batches():
   examples = [{'x': np.full(3, i)} for i in range(10)]
-  out = sync_suite.batches(examples, 4)
+  out = runs.batches(examples, 4)
   assert [len(b['x']) for b in out] == [4, 3, 3]
   np.testing.assert_array_equal(np.concatenate([b['x'][:, 0] for b in out]), np.arange(10))
 
@@ -301,7 +302,7 @@ def test_bss_rows_score_the_on_screen_voice_against_both():
 def test_middle_windows_align_frames_masks_and_audio(data_dir):
   config = sync_suite.get_config('tiny')
   config.data.data_dir = data_dir
-  method = sync_suite.run_config(config, 'sync', config.data.scenes)
+  method = runs.run_config(config, 'sync', config.data.scenes)
   inputs, seen, full, masks = sync_suite.middle_windows(method)
   clip = pipeline.load_source(method.data, 'test')[1]
   window, stride = method.sync.window_frames, method.sync.frame_stride

@@ -31,15 +31,22 @@ def load_source(data_config, split):
       builder config) and `data_dir` ('' for TFDS's default).
     split: a split name such as 'train' or a TFDS slice such as 'train[:10%]'.
   """
-  builder = _builder(data_config)
-  if not builder.is_prepared():
-    _check_writable(builder.data_dir)
-    builder.download_and_prepare(file_format='array_record')
+  builder = prepared_builder(data_config)
   base_split = split.split('[')[0]
   if base_split not in builder.info.splits:
     raise ValueError(f'dataset {builder.info.full_name} has no split {base_split!r}; '
                      f'its splits are {sorted(builder.info.splits)}')
   return builder.as_data_source(split=split)
+
+
+def prepared_builder(data_config):
+  """The TFDS builder of `data_config` (as `load_source`'s), preparing it if needed;
+  its `info` holds the dataset's metadata."""
+  builder = _builder(data_config)
+  if not builder.is_prepared():
+    _check_writable(builder.data_dir)
+    builder.download_and_prepare(file_format='array_record')
+  return builder
 
 
 def _builder(data_config):

@@ -4,6 +4,7 @@ r"""Runs an evaluation suite: pretrains what it needs, exports, probes, writes r
   python -m avjax.evaluate --suite=speech --preset=tiny --workdir=/tmp/speech_tiny \
       --data_dir=/tmp/tfds --methods=mfcc,random,recon
   python -m avjax.evaluate --suite=sync --workdir=/tmp/sync_suite --methods=localisation
+  python -m avjax.evaluate --suite=speaker --workdir=/tmp/speaker_suite
 
 writes WORKDIR/results.json ({"rows": [...]}), results.md and PNG plots. A
 rerun in the same workdir resumes each pretraining run from its checkpoint.
@@ -17,17 +18,18 @@ from absl import flags
 from absl import logging
 
 from avjax import metric_writers
+from avjax.evaluate import speaker
 from avjax.evaluate import speech
 from avjax.evaluate import sync
 
-SUITES = {'speech': speech, 'sync': sync}
+SUITES = {'speech': speech, 'sync': sync, 'speaker': speaker}
 
 _SUITE = flags.DEFINE_enum('suite', None, list(SUITES), 'Which suite to run.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for pretraining runs and results.')
 _PRESET = flags.DEFINE_string('preset', 'default', 'Suite size: default or tiny.')
 _DATA_DIR = flags.DEFINE_string('data_dir', '', "TFDS data dir ('': TFDS's default).")
-_METHODS = flags.DEFINE_list('methods', None, "Methods (speech) or applications (sync) to "
-                             "run (default: the preset's).")
+_METHODS = flags.DEFINE_list('methods', None, "Methods (speech), applications (sync) or "
+                             "disentangle variants (speaker) to run (default: the preset's).")
 flags.mark_flags_as_required(['suite', 'workdir'])
 
 

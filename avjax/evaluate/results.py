@@ -131,12 +131,13 @@ def plot(rows, reference, key, path):
   plt.close(fig)
 
 
-def write(workdir, rows, reference, title='Results', notes='', by_task=False):
-  """Writes WORKDIR/results.json, results.md and a PNG per condition that varies."""
+def write(workdir, rows, reference, title='Results', notes='', by_task=False, images=()):
+  """Writes WORKDIR/results.json, results.md and a PNG per condition that varies;
+  `images` (names under WORKDIR) are shown in results.md too."""
   check_rows(rows)
   with open(os.path.join(workdir, 'results.json'), 'w') as f:
     json.dump({'rows': rows}, f, indent=1)
-  images = []
+  images = list(images)
   for key in CONDITIONS:
     if len(_values(rows, key)) > 1:
       images.append(f'score_vs_{key}.png')

@@ -32,14 +32,12 @@ import soundfile as sf
 from absl import logging
 
 from avjax import checkpoint
-from avjax import config_lib
-from avjax import tasks
-from avjax import train
 from avjax.data import ops
 from avjax.data import pipeline
 from avjax.evaluate import bss
 from avjax.evaluate import localization
 from avjax.evaluate import results
+from avjax.evaluate import runs
 from avjax.tasks import sync as sync_task
 
 APPLICATIONS = ('localisation', 'action', 'separation')
@@ -71,49 +69,6 @@ def get_config(preset='default'):
   return config
 
 
-def run_config(config, name, data_config, overrides=None):
-  """configs/NAME.py under the suite's preset, data and steps, with `overrides`
-  ({'dotted.key': value})."""
-  method = config_lib.load(name, config.preset or None, config.configs_dir)
-  method.data.update(config=data_config, data_dir=config.data.data_dir)
-  method.total_steps = config.total_steps.get(name) or method.total_steps
-  method.update_from_flattened_dict(overrides or {})
-  return method
-
-
-def train_run(method, run_dir):
-  """Trains (or resumes) `method` in RUN_DIR; returns (task, its trained params)."""
-  logging.info('training %s in %s', method.task, run_dir)
-  train.train_and_evaluate(method, run_dir)
-  return tasks.TASKS[method.task](method), checkpoint.restore_params(run_dir)
-
-
-def split_examples(method, task, split='test'):
-  """Every example of `split`, preprocessed by `task` with the config's seed."""
-  source = pipeline.load_source(method.data, split)
-  ds = pipeline.eval_dataset(source, task.preprocess, 1, method.seed)
-  return [jax.tree.map(lambda x: x[0], ds[i]) for i in range(len(ds))]
-
-
-def batches(examples, batch_size):
-  """Near-equal batches (stacked) of all the examples, none dropped."""
-  chunks = np.array_split(np.arange(len(examples)), max(1, -(-len(examples) // batch_size)))
-  return [jax.tree.map(lambda *x: np.stack(x), *[examples[i] for i in c]) for c in chunks]
-
-
-def mean_metrics(fn, params, test_batches):
-  """Example-weighted means of the scalar metrics `fn(params, batch)` over batches."""
-  fn = jax.jit(fn)
-  sizes = [len(jax.tree.leaves(b)[0]) for b in test_batches]
-  values = [jax.device_get(fn(params, b)) for b in test_batches]
-  return {k: float(np.average([v[k] for v in values], weights=sizes)) for k in values[0]}
-
-
-def row(method, mode, task, metric, value, label_fraction=1.0, **extra):
-  return dict(method=method, mode=mode, task=task, metric=metric, value=float(value),
-              snr_db=None, label_fraction=label_fraction, **extra)
-
-
 # ---- localisation ----
 
 def middle_windows(method, split='test'):
@@ -137,7 +92,7 @@ def middle_windows(method, split='test'):
 def cams(net, params, inputs, batch_size, frames):
   """Class activation maps of the aligned audio, resized to `frames`' [N, T, H, W]."""
   apply = jax.jit(lambda p, b: net.apply({'params': p}, b['video'], b['audio'])[1]['cam'])
-  maps = np.concatenate([jax.device_get(apply(params, b)) for b in batches(inputs, batch_size)])
+  maps = np.concatenate([jax.device_get(apply(params, b)) for b in runs.batches(inputs, batch_size)])
   return localization.resize_maps(maps, frames.shape[1:4])
 
 
@@ -145,7 +100,7 @@ def localisation_rows(config, method, task, params, workdir):
   """Rows of the CAM (trained and random) and both baselines; writes overlays."""
   inputs, seen, full, masks = middle_windows(method)
   stride = method.sync.frame_stride
-  random_params = task.init(jax.random.key(config.seed), batches(inputs[:1], 1)[0])
+  random_params = task.init(jax.random.key(config.seed), runs.batches(inputs[:1], 1)[0])
   maps = {
       'sync': cams(task.net, params, inputs, config.batch_size, seen),
       'random': cams(task.net, random_params['sync_net'], inputs, config.batch_size, seen),
@@ -156,7 +111,7 @@ def localisation_rows(config, method, task, params, workdir):
   for name, m in maps.items():
     mode = 'frozen' if name in ('sync', 'random') else 'baseline'
     for metric, value in localization.score(m, masks).items():
-      rows.append(row(name, mode, 'localisation', metric, value))
+      rows.append(runs.row(name, mode, 'localisation', metric, value))
   write_overlays(os.path.join(workdir, 'localisation'), seen, masks, maps, config.num_examples,
                  fps=ops.FPS / stride)
   return rows
@@ -184,15 +139,15 @@ def action_rows(config, workdir, sync_export):
   """Test accuracy of action recognition from sync and from scratch, per label fraction."""
   rows = []
   for fraction in config.label_fractions:
-    subset = run_config(config, 'action', config.data.scenes, {'data.label_fraction': fraction})
+    subset = runs.run_config(config, 'action', config.data.scenes, {'data.label_fraction': fraction})
     num_train = len(pipeline.train_source(subset.data, subset.seed))  # What each run trains on.
     for name, init in (('sync', sync_export), ('scratch', '')):
-      method = run_config(config, 'action', config.data.scenes, {
+      method = runs.run_config(config, 'action', config.data.scenes, {
           'action.init_sync': init, 'data.label_fraction': fraction})
-      task, params = train_run(method, os.path.join(workdir, 'action', f'{name}_{fraction:g}'))
-      test = batches(split_examples(method, task), config.batch_size)
-      accuracy = mean_metrics(task.evaluate, params, test)['accuracy']
-      rows.append(row(name, 'finetune', 'action', 'accuracy', accuracy, fraction,
+      task, params = runs.train_run(method, os.path.join(workdir, 'action', f'{name}_{fraction:g}'))
+      test = runs.batches(runs.split_examples(method, task), config.batch_size)
+      accuracy = runs.mean_metrics(task.evaluate, params, test)['accuracy']
+      rows.append(runs.row(name, 'finetune', 'action', 'accuracy', accuracy, fraction,
                       num_train_examples=num_train))
       logging.info('action %s, %g%% labels: test accuracy %.3f', name, 100 * fraction, accuracy)
   return rows
@@ -211,7 +166,7 @@ def bss_rows(method, estimates, references):
             'sar': [s.sar[0] for s in scores],
             'si_sdr': bss.si_sdr(estimates[:, 0], references[:, 0])}
   mode = 'baseline' if method == 'mixture' else 'finetune'
-  return [row(method, mode, 'separation', k, np.mean(v)) for k, v in values.items()]
+  return [runs.row(method, mode, 'separation', k, np.mean(v)) for k, v in values.items()]
 
 
 def separation_rows(config, workdir, sync_export):
@@ -223,11 +178,11 @@ def separation_rows(config, workdir, sync_export):
   os.makedirs(wav_dir, exist_ok=True)
   rows = []
   for name, overrides in runs:
-    method = run_config(config, 'separation', config.data.heads, overrides)
-    task, params = train_run(method, os.path.join(workdir, 'separation', name))
+    method = runs.run_config(config, 'separation', config.data.heads, overrides)
+    task, params = runs.train_run(method, os.path.join(workdir, 'separation', name))
     separate = jax.jit(task.separate)
     outputs = [jax.device_get(separate(params, b))
-               for b in batches(split_examples(method, task), config.batch_size)]
+               for b in runs.batches(runs.split_examples(method, task), config.batch_size)]
     estimates, references, mixture = (np.concatenate(x) for x in zip(*outputs))
     if not rows:  # The mixtures are the same for every method.
       rows += bss_rows('mixture', np.stack([mixture, mixture], 1), references)
@@ -263,14 +218,14 @@ def run(config, workdir):
   if unknown:
     raise ValueError(f'unknown sync applications {sorted(unknown)}; known: {APPLICATIONS}')
   os.makedirs(workdir, exist_ok=True)
-  sync_method = run_config(config, 'sync', config.data.scenes)
+  sync_method = runs.run_config(config, 'sync', config.data.scenes)
   sync_dir = os.path.join(workdir, 'pretrain', 'sync')
-  task, params = train_run(sync_method, sync_dir)
+  task, params = runs.train_run(sync_method, sync_dir)
   sync_export = os.path.join(workdir, 'encoders', 'sync')
   checkpoint.export_encoders(sync_dir, sync_export)
-  test = batches(split_examples(sync_method, task), config.batch_size)
-  pretext = mean_metrics(task.evaluate, params, test)
-  rows = [row('sync', 'frozen', 'pretext', k, pretext[k]) for k in ('accuracy', 'pair_accuracy')]
+  test = runs.batches(runs.split_examples(sync_method, task), config.batch_size)
+  pretext = runs.mean_metrics(task.evaluate, params, test)
+  rows = [runs.row('sync', 'frozen', 'pretext', k, pretext[k]) for k in ('accuracy', 'pair_accuracy')]
   write = lambda: results.write(workdir, rows, reference=dict(snr_db=None, label_fraction=1.0),
                                 title='Sync suite', notes=_notes(config, sync_method),
                                 by_task=True)

@@ -25,6 +25,7 @@ from avjax.tasks import multitask
 from avjax.tasks import odd
 from avjax.tasks import recon
 from avjax.tasks import separation
+from avjax.tasks import speaker
 from avjax.tasks import sync
 
 TASKS = {
@@ -36,4 +37,5 @@ TASKS = {
     'separation': separation.Separation,
     'action': action.Action,
     'disentangle': disentangle.Disentangle,
+    'speaker': speaker.Speaker,
 }

@@ -3,9 +3,11 @@
 Configs: `heads` and `scenes` (the defaults), `heads_tiny` and `scenes_tiny`
 (seconds to prepare, for tests). Examples are written as array_record with
 media stored as raw arrays under zlib, so neither building nor reading needs
-TensorFlow. The `heads` test split's speaker-verification trials ship in the
-dataset's metadata: `builder.info.metadata['trials']`, rows
-`(label, test_index_a, test_index_b)` with label 1 for the same speaker.
+TensorFlow. Records are stored in TFDS's shuffled order; each example's
+`index` is its position in generation order. The `heads` test split's
+speaker-verification trials ship in the dataset's metadata:
+`builder.info.metadata['trials']`, rows `(label, index_a, index_b)` with
+label 1 for the same speaker, naming test examples by `index`.
 
   import avjax.data.builders
   src = tfds.data_source('avsynth/heads', split='train')
@@ -47,8 +49,14 @@ def _frames(dtype=np.float32):
   return tfds.features.Tensor(shape=(None,), dtype=dtype)
 
 
+def _index():
+  """The clip's position in its split in generation order (records are shuffled)."""
+  return tfds.features.Scalar(dtype=np.int32)
+
+
 def _heads_features(config):
   return tfds.features.FeaturesDict({
+      'index': _index(),
       'audio': tfds.features.Tensor(shape=(None,), dtype=np.int16, encoding='zlib'),
       'video': _video(config),
       'speaker': tfds.features.Scalar(dtype=np.int32),
@@ -70,6 +78,7 @@ def _heads_features(config):
 def _scenes_features(config):
   size = config.frame_size
   return tfds.features.FeaturesDict({
+      'index': _index(),
       'audio': tfds.features.Tensor(shape=(None,), dtype=np.int16, encoding='zlib'),
       'video': _video(config),
       'action': tfds.features.ClassLabel(names=scenes.ACTIONS),
@@ -89,8 +98,9 @@ def _render(world, preset, split, index):
 class Avsynth(tfds.core.GeneratorBasedBuilder):
   """avsynth: talking heads and sounding scenes with known ground truth."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'First release.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {'1.0.0': 'First release.',
+                   '1.1.0': 'Feature `index`, which the heads trials refer to.'}
   BUILDER_CONFIGS = [
       AvsynthConfig(world='heads', preset='heads', description='Talking heads, 64x64, 2 s.'),
       AvsynthConfig(world='scenes', preset='scenes', description='Sounding scenes, 64x64, 4 s.'),
@@ -124,4 +134,4 @@ class Avsynth(tfds.core.GeneratorBasedBuilder):
     context = multiprocessing.get_context('spawn')
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
       for index, clip in pool.map(render, range(num_examples), chunksize=8):
-        yield index, {k: v for k, v in clip.items() if k in keys}
+        yield index, {**{k: v for k, v in clip.items() if k in keys}, 'index': index}
