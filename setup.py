@@ -22,12 +22,13 @@ setuptools.setup(
         'numpy',
         'optax',
         'orbax-checkpoint',
+        'scipy',  # Also a dependency of jax.
         'soundfile',
         'tensorboardX',
         'tensorflow-datasets>=4.9.7',
         'tqdm',
     ],
     extras_require={
-        'test': ['mir_eval<0.9', 'pytest', 'pytest-xdist', 'scikit-learn', 'scipy'],
+        'test': ['mir_eval<0.9', 'pytest', 'pytest-xdist', 'scikit-learn'],
     },
 )

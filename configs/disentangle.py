@@ -35,9 +35,9 @@ def get_config(arg=None):
   config.task = 'disentangle'
   config.data.config = 'heads'
   config.probe.labels = ()  # The linear probe reads an `audio_encoder`; this task has none.
-  # Default: not yet sized. On the idle 2-core CPU it runs 0.36-0.41 steps/s (about
-  # 21 min for 500 steps; 2026-11-23); by step 200 content matching reached 0.25
-  # (chance 0.05) while identity stayed at chance.
+  # Default: sized for the speaker suite's hour on a 2-core CPU. It trains at
+  # 2.2-2.8 steps/s there, 7.1 min for 1000 steps (2026-11-23; README's speaker table:
+  # `both` reaches EER 30% on unseen speakers, identity starting to learn near step 500).
   # Batch 16 of 144 train tracks: about one same-track pair per batch, left out
   # of the identity softmax (disentangle.mask_same_track).
   config.batch_size = 16
@@ -56,7 +56,7 @@ def get_config(arg=None):
       frame_downsample=2,    # 64x64 frames averaged down to 32x32.
       content_weight=content,
       identity_weight=identity,
-      confusion_weight=confusion,  # Assumed; the paper's weight is not in METHODS.md.
+      confusion_weight=confusion,  # Assumed (not in METHODS.md); 0.5 collapses identity.
       classifier_weight=1.0,  # Trains only the auxiliary classifiers (stop_gradient).
       mask_same_track=True,  # Other clips of a track are not identity negatives.
       num_tracks=0,          # Track classes; 0: the avsynth preset's train tracks.

@@ -3,6 +3,7 @@ matching, the confusion losses, the presets and a tiny run end to end."""
 
 import json
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -218,6 +219,16 @@ def test_batches_pair_each_voice_with_a_face_of_its_own_clip(task, batch):
     np.testing.assert_array_equal(face[i], expected[face_start:face_start + len(face[i])])
     np.testing.assert_array_equal(batch['viseme'][i],
                                   clip['viseme'][start:start + len(video[i])])
+
+
+def test_first_face_conv_is_a_3d_conv_over_stacked_frames():
+  video = jax.random.normal(key(0), (2, 7, 16, 16, 3))
+  conv = twostream.FrameStackConv(4, (5, 7, 7), (2, 2))
+  params = conv.init(key(1), video)
+  reference = flax.linen.Conv(4, (5, 7, 7), (1, 2, 2), padding='SAME', use_bias=False)
+  assert params['params']['kernel'].shape == (5, 7, 7, 3, 4)  # nn.Conv's, so either loads.
+  np.testing.assert_allclose(conv.apply(params, video), reference.apply(params, video),
+                             atol=1e-5)
 
 
 def test_shapes_of_every_output(task, batch, params):

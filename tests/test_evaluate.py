@@ -25,8 +25,9 @@ from avjax.evaluate import linear_probe
 from avjax.evaluate import metrics
 from avjax.evaluate import probe
 from avjax.evaluate import results
-from avjax.evaluate import speech
 from avjax.evaluate import runs
+from avjax.evaluate import speaker as speaker_suite
+from avjax.evaluate import speech
 from avjax.evaluate import sync as sync_suite
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -351,3 +352,31 @@ def test_tiny_sync_suite_writes_results_overlays_and_wavs(data_dir, tmp_path):
   audio, rate = sf.read(tmp_path / 'separation' / '0_onoff_sync_on_screen.wav')
   assert rate == ops.SAMPLE_RATE and audio.ndim == 1 and np.abs(audio).max() > 0
   assert (tmp_path / 'encoders' / 'sync' / 'sync_net').is_dir()
+
+
+def test_tiny_speaker_suite_scores_every_method_and_draws_its_plots(data_dir, tmp_path):
+  code, log = run_suite(tmp_path, data_dir, suite='speaker')
+  assert code == 0, log[-3000:]
+  rows = json.loads((tmp_path / 'results.json').read_text())['rows']
+  results.check_rows(rows)
+  config = speaker_suite.get_config('tiny')
+  fraction = config.label_fractions[0]
+  scores = ('eer', 'min_dcf_0.01', 'min_dcf_0.05', 'identification')
+  found = {(r['task'], r['method'], r['metric'], r['label_fraction']) for r in rows}
+  expected = {('verification', m, s, 1.0) for m in ('mfcc', 'random', 'disentangle')
+              for s in scores}
+  expected |= {('verification_content', m, s, 1.0) for m in ('random', 'disentangle')
+               for s in scores}
+  expected |= {('verification', m, s, fraction) for m in ('supervised', 'disentangle+finetune')
+               for s in scores}
+  expected |= {('probe', m, f'{target}_from_{head}', 1.0)
+               for m in ('chance', 'random', 'disentangle')
+               for target in ('viseme', 'word', 'speaker') for head in ('identity', 'content')}
+  assert found == expected and len(rows) == len(expected)
+  for r in rows:
+    assert 0 <= r['value'] <= 1
+  assert (tmp_path / 'det.png').stat().st_size > 1000
+  assert (tmp_path / 'projection.png').stat().st_size > 1000
+  text = (tmp_path / 'results.md').read_text()
+  assert '## verification' in text and '![det.png](det.png)' in text
+  assert (tmp_path / 'encoders' / 'disentangle' / 'speaker_encoder').is_dir()

@@ -25,9 +25,9 @@
    same 48 speakers). `chance` rows: the most frequent fitted class.
 4. limited labels: configs/speaker.py (supervised speaker classification
    with the same audio stream) from scratch (`supervised`) and from
-   DIR/encoders/`finetune_from` (`VARIANT+finetune`), on class-stratified
-   `label_fractions` of the train split's speaker labels; verification and
-   identification as in 2.
+   DIR/encoders/VARIANT for each of `finetune_from` (`VARIANT+finetune`), on
+   class-stratified `label_fractions` of the train split's speaker labels;
+   verification and identification as in 2.
 
 Plots: det.png (DET curves of the identity heads), projection.png (the test
 utterances' identity embeddings of `projected` methods, PCA to 2-D, coloured
@@ -65,7 +65,7 @@ def get_config(preset='default'):
   config.seed = 0
   config.data = dict(data_dir='', heads='heads')
   config.methods = VARIANTS  # Disentangle variants pretrained and scored.
-  config.finetune_from = 'disentangle'  # The variant fine-tuned with labels ('' for none).
+  config.finetune_from = ('both', 'disentangle')  # Variants fine-tuned with labels.
   config.configs_dir = ''  # '' = the repository's configs/.
   config.preset = ''  # The argument of each configs/NAME.py.
   config.total_steps = dict(disentangle=0, speaker=0)  # 0: the config's own.
@@ -74,11 +74,12 @@ def get_config(preset='default'):
   config.crop_frames = 20  # 0.8 s each.
   config.batch_size = 64  # Of the embedding passes.
   config.max_probe_steps = 20_000  # Train-split steps a viseme probe is fitted on.
-  config.projected = ('disentangle', SUPERVISED)  # Methods drawn in projection.png.
+  config.projected = ('both', 'disentangle', SUPERVISED)  # Drawn in projection.png.
   if preset == 'tiny':
     config.data.heads = 'heads_tiny'
     config.preset = 'tiny'
     config.methods = ('disentangle',)
+    config.finetune_from = ('disentangle',)
     config.total_steps = dict(disentangle=2, speaker=2)
     config.label_fractions = (0.5,)
     config.crops = 2
@@ -263,18 +264,18 @@ def plot_det(curves, path):
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt
   from scipy import stats
-  ticks = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.4])
+  ticks = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9])
   fig, ax = plt.subplots(figsize=(5, 5))
+  deviate = lambda p: stats.norm.ppf(np.clip(p, 1e-3, 1 - 1e-3))
   for name, (scores, labels) in curves.items():
     far, frr = verification.det_curve(scores, labels)
-    clip = lambda p: stats.norm.ppf(np.clip(p, 1e-3, 1 - 1e-3))
     eer = verification.eer(scores, labels)[0]
-    ax.plot(clip(far), clip(frr), label=f'{name} (EER {100 * eer:.1f}%)')
-  ax.plot(stats.norm.ppf([1e-3, 0.5]), stats.norm.ppf([1e-3, 0.5]), 'k:', linewidth=0.8)
+    ax.plot(deviate(far), deviate(frr), label=f'{name} (EER {100 * eer:.1f}%)')
+  ax.plot(stats.norm.ppf([1e-3, 0.95]), stats.norm.ppf([1e-3, 0.95]), 'k:', linewidth=0.8)
   ax.set_xticks(stats.norm.ppf(ticks), [f'{100 * t:g}' for t in ticks])
   ax.set_yticks(stats.norm.ppf(ticks), [f'{100 * t:g}' for t in ticks])
   ax.set(xlabel='false acceptance (%)', ylabel='false rejection (%)',
-         xlim=stats.norm.ppf([0.005, 0.6]), ylim=stats.norm.ppf([0.005, 0.6]),
+         xlim=stats.norm.ppf([0.005, 0.95]), ylim=stats.norm.ppf([0.005, 0.95]),
          title='Speaker verification, unseen speakers')
   ax.grid(alpha=0.3)
   ax.legend(fontsize='small')
@@ -331,12 +332,13 @@ def finetune(config, name, init, fraction, workdir):
 
 
 def _notes(config, steps):
-  return (f'avsynth/{config.data.heads}: disentangle {max(steps, default=0)} steps per variant. Test '
-          'speakers are unseen in training; verification scores the builder\'s trial list by '
-          f'cosine of {config.crops}-crop averaged embeddings ({config.crop_frames} frames a '
-          'crop); identification enrols each test speaker on its first session. Probes: '
-          'ridge classifiers on frozen embeddings (viseme, word: train -> test split; '
-          'speaker: train -> validation split); chance = the most frequent class.')
+  return (f'avsynth/{config.data.heads}: disentangle {max(steps, default=0)} steps per '
+          "variant. Test speakers are unseen in training; verification scores the builder's "
+          f'trial list by cosine of {config.crops}-crop averaged embeddings '
+          f'({config.crop_frames} frames a crop); identification enrols each test speaker on '
+          'its first session. Probes: ridge classifiers on frozen embeddings (viseme, word: '
+          'train -> test split; speaker: train -> validation split); chance = the most '
+          'frequent class.')
 
 
 def run(config, workdir):
@@ -344,8 +346,9 @@ def run(config, workdir):
   unknown = set(config.methods) - set(VARIANTS)
   if unknown:
     raise ValueError(f'unknown disentangle variants {sorted(unknown)}; known: {VARIANTS}')
-  if config.finetune_from and config.finetune_from not in config.methods:
-    raise ValueError(f'finetune_from={config.finetune_from!r} is not among the methods '
+  missing = set(config.finetune_from) - set(config.methods)
+  if missing:
+    raise ValueError(f'finetune_from variants {sorted(missing)} are not among the methods '
                      f'{tuple(config.methods)}')
   os.makedirs(workdir, exist_ok=True)
   data = {split: load_split(config, split) for split in ('train', 'validation', 'test')}
@@ -390,8 +393,7 @@ def run(config, workdir):
     score(variant, 'frozen', task.audio, params['speaker_encoder'])
     rows.extend(probe_rows(variant, task.audio, params['speaker_encoder'], data, config))
     write()
-  inits = [(SUPERVISED, '')] + ([(f'{config.finetune_from}+finetune', config.finetune_from)]
-                                if config.finetune_from else [])
+  inits = [(SUPERVISED, '')] + [(f'{v}+finetune', v) for v in config.finetune_from]
   for name, init in inits:
     for fraction in config.label_fractions:
       task, params = finetune(config, name, init, fraction, workdir)

@@ -92,8 +92,8 @@ def middle_windows(method, split='test'):
 def cams(net, params, inputs, batch_size, frames):
   """Class activation maps of the aligned audio, resized to `frames`' [N, T, H, W]."""
   apply = jax.jit(lambda p, b: net.apply({'params': p}, b['video'], b['audio'])[1]['cam'])
-  maps = np.concatenate([jax.device_get(apply(params, b)) for b in runs.batches(inputs, batch_size)])
-  return localization.resize_maps(maps, frames.shape[1:4])
+  maps = [jax.device_get(apply(params, b)) for b in runs.batches(inputs, batch_size)]
+  return localization.resize_maps(np.concatenate(maps), frames.shape[1:4])
 
 
 def localisation_rows(config, method, task, params, workdir):
@@ -139,7 +139,8 @@ def action_rows(config, workdir, sync_export):
   """Test accuracy of action recognition from sync and from scratch, per label fraction."""
   rows = []
   for fraction in config.label_fractions:
-    subset = runs.run_config(config, 'action', config.data.scenes, {'data.label_fraction': fraction})
+    subset = runs.run_config(config, 'action', config.data.scenes,
+                             {'data.label_fraction': fraction})
     num_train = len(pipeline.train_source(subset.data, subset.seed))  # What each run trains on.
     for name, init in (('sync', sync_export), ('scratch', '')):
       method = runs.run_config(config, 'action', config.data.scenes, {
@@ -225,7 +226,8 @@ def run(config, workdir):
   checkpoint.export_encoders(sync_dir, sync_export)
   test = runs.batches(runs.split_examples(sync_method, task), config.batch_size)
   pretext = runs.mean_metrics(task.evaluate, params, test)
-  rows = [runs.row('sync', 'frozen', 'pretext', k, pretext[k]) for k in ('accuracy', 'pair_accuracy')]
+  rows = [runs.row('sync', 'frozen', 'pretext', k, pretext[k])
+          for k in ('accuracy', 'pair_accuracy')]
   write = lambda: results.write(workdir, rows, reference=dict(snr_db=None, label_fraction=1.0),
                                 title='Sync suite', notes=_notes(config, sync_method),
                                 by_task=True)
