@@ -172,13 +172,13 @@ def bss_rows(method, estimates, references):
 
 def separation_rows(config, workdir, sync_export):
   """Rows of each separation method and of the mixture itself; writes example WAVs."""
-  runs = (('pit', {'separation.mode': 'pit'}),
-          ('onoff', {'separation.mode': 'onoff'}),
-          ('onoff_sync', {'separation.mode': 'onoff', 'separation.init_sync': sync_export}))
+  methods = (('pit', {'separation.mode': 'pit'}),
+             ('onoff', {'separation.mode': 'onoff'}),
+             ('onoff_sync', {'separation.mode': 'onoff', 'separation.init_sync': sync_export}))
   wav_dir = os.path.join(workdir, 'separation')
   os.makedirs(wav_dir, exist_ok=True)
   rows = []
-  for name, overrides in runs:
+  for name, overrides in methods:
     method = runs.run_config(config, 'separation', config.data.heads, overrides)
     task, params = runs.train_run(method, os.path.join(workdir, 'separation', name))
     separate = jax.jit(task.separate)
