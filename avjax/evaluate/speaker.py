@@ -25,9 +25,9 @@
    same 48 speakers). `chance` rows: the most frequent fitted class.
 4. limited labels: configs/speaker.py (supervised speaker classification
    with the same audio stream) from scratch (`supervised`) and from
-   DIR/encoders/VARIANT for each of `finetune_from` (`VARIANT+finetune`), on
-   class-stratified `label_fractions` of the train split's speaker labels;
-   verification and identification as in 2.
+   DIR/encoders/VARIANT for each of `finetune_from` that was pretrained
+   (`VARIANT+finetune`), on class-stratified `label_fractions` of the train
+   split's speaker labels; verification and identification as in 2.
 
 Plots: det.png (DET curves of the identity heads), projection.png (the test
 utterances' identity embeddings of `projected` methods, PCA to 2-D, coloured
@@ -65,7 +65,7 @@ def get_config(preset='default'):
   config.seed = 0
   config.data = dict(data_dir='', heads='heads')
   config.methods = VARIANTS  # Disentangle variants pretrained and scored.
-  config.finetune_from = ('both', 'disentangle')  # Variants fine-tuned with labels.
+  config.finetune_from = ('both', 'disentangle')  # Fine-tuned with labels, if pretrained.
   config.configs_dir = ''  # '' = the repository's configs/.
   config.preset = ''  # The argument of each configs/NAME.py.
   config.total_steps = dict(disentangle=0, speaker=0)  # 0: the config's own.
@@ -79,7 +79,6 @@ def get_config(preset='default'):
     config.data.heads = 'heads_tiny'
     config.preset = 'tiny'
     config.methods = ('disentangle',)
-    config.finetune_from = ('disentangle',)
     config.total_steps = dict(disentangle=2, speaker=2)
     config.label_fractions = (0.5,)
     config.crops = 2
@@ -346,10 +345,6 @@ def run(config, workdir):
   unknown = set(config.methods) - set(VARIANTS)
   if unknown:
     raise ValueError(f'unknown disentangle variants {sorted(unknown)}; known: {VARIANTS}')
-  missing = set(config.finetune_from) - set(config.methods)
-  if missing:
-    raise ValueError(f'finetune_from variants {sorted(missing)} are not among the methods '
-                     f'{tuple(config.methods)}')
   os.makedirs(workdir, exist_ok=True)
   data = {split: load_split(config, split) for split in ('train', 'validation', 'test')}
   test = data['test']
@@ -393,7 +388,8 @@ def run(config, workdir):
     score(variant, 'frozen', task.audio, params['speaker_encoder'])
     rows.extend(probe_rows(variant, task.audio, params['speaker_encoder'], data, config))
     write()
-  inits = [(SUPERVISED, '')] + [(f'{v}+finetune', v) for v in config.finetune_from]
+  inits = [(SUPERVISED, '')] + [(f'{v}+finetune', v) for v in config.finetune_from
+                                if v in config.methods]
   for name, init in inits:
     for fraction in config.label_fractions:
       task, params = finetune(config, name, init, fraction, workdir)
