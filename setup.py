@@ -29,6 +29,7 @@ setuptools.setup(
         'tqdm',
     ],
     extras_require={
+        'beam': ['apache-beam'],  # Preparing a real dataset on a Beam runner (README).
         'test': ['mir_eval<0.9', 'pytest', 'pytest-xdist', 'scikit-learn'],
     },
 )

@@ -52,7 +52,7 @@ def trainer_defaults():
       name='adamw', learning_rate=1e-3, warmup_steps=100, schedule='cosine',
       weight_decay=0.0, grad_clip=1.0, momentum=0.9))
   config.data = ml_collections.ConfigDict(dict(
-      name='avsynth', config='heads', data_dir='', train_split='train',
+      name='avsynth', config='heads', data_dir='', manual_dir='', train_split='train',
       eval_split='validation', num_workers=2, prefetch_buffer=4,
       # Train on a class-stratified fraction of train_split, by feature label_key.
       label_fraction=1.0, label_key=''))
@@ -60,6 +60,36 @@ def trainer_defaults():
   # labels=() turns it off.
   config.probe = ml_collections.ConfigDict(dict(labels=('emotion',), num_examples=128))
   return config
+
+
+# Real datasets (avjax/data/builders), each with the label that the training-time
+# linear probe reads from it.
+DATASETS = {'lrw': 'word', 'voxceleb1': 'speaker', 'voxceleb2': 'speaker',
+            'crema_d_av': 'emotion', 'ravdess': 'emotion', 'ucf101_av': 'action',
+            'video_folder': 'label'}
+
+
+def use_dataset(config, name, needs=('audio',)):
+  """Points `config.data` at dataset `name` (its default builder config), after
+  checking that it has the features `needs`; 'avsynth' leaves the config as it is.
+
+  A config's `data=NAME` argument calls this, e.g. `configs/recon.py:data=lrw`;
+  `--config.data.config=s128` then picks another of the dataset's configs.
+  """
+  if name == 'avsynth':
+    return
+  if name not in DATASETS:
+    raise ValueError(f'unknown dataset {name!r}; known: {["avsynth", *DATASETS]}')
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (configs load fast)
+  import avjax.data.builders  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  features = tfds.builder(name).info.features
+  missing = [k for k in needs if k not in features]
+  if missing:
+    raise ValueError(f'task {config.task} needs the features {missing}, which dataset '
+                     f'{name} ({tfds.builder(name).builder_config.name}) does not have')
+  config.data.update(name=name, config='')
+  if config.probe.labels:
+    config.probe.labels = (DATASETS[name],)
 
 
 def make_tiny(config, data_config):

@@ -28,7 +28,7 @@ from configs import sync
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False, paper=False)
+  arg = config_lib.parse_arg(arg, tiny=False, paper=False, data='avsynth')
   sync_config = sync.get_config(','.join(p for p in ('paper', 'tiny') if arg[p]) or None)
   config = config_lib.trainer_defaults()
   config.task = 'action'
@@ -68,4 +68,7 @@ def get_config(arg=None):
   if arg.tiny:
     config_lib.make_tiny(config, 'scenes_tiny')
     config.action.window_frames = 20  # 0.8 s of a 2 s clip, as sync's tiny preset.
+  config_lib.use_dataset(config, arg.data, needs=('audio', 'video', 'action'))
+  if arg.data != 'avsynth':
+    config.action.num_classes = 0  # The dataset's (pipeline.class_names).
   return config

@@ -14,7 +14,7 @@ from configs import recon
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False)
+  arg = config_lib.parse_arg(arg, tiny=False, data='avsynth')
   config = config_lib.trainer_defaults()
   config.task = 'aot'
   config.data.config = 'heads'
@@ -39,4 +39,5 @@ def get_config(arg=None):
     config_lib.make_tiny(config, 'heads_tiny')
     config.aot.num_frames = 8
     config.aot.hidden = 32
+  config_lib.use_dataset(config, arg.data, needs=('audio',))
   return config

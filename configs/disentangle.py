@@ -28,7 +28,8 @@ VARIANTS = {
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False, paper=False, variant='disentangle')
+  arg = config_lib.parse_arg(arg, tiny=False, paper=False, variant='disentangle',
+                              data='avsynth')
   if arg.variant not in VARIANTS:
     raise ValueError(f'unknown variant {arg.variant!r}; known: {sorted(VARIANTS)}')
   config = config_lib.trainer_defaults()
@@ -59,7 +60,7 @@ def get_config(arg=None):
       confusion_weight=confusion,  # Assumed (not in METHODS.md); 0.5 collapses identity.
       classifier_weight=1.0,  # Trains only the auxiliary classifiers (stop_gradient).
       mask_same_track=True,  # Other clips of a track are not identity negatives.
-      num_tracks=0,          # Track classes; 0: the avsynth preset's train tracks.
+      num_tracks=0,          # Track classes; 0: the avsynth preset's train tracks, or the dataset's.
   ))
   config.model = ml_collections.ConfigDict(dict(  # avjax.models.twostream
       audio=dict(features=(16, 32, 32, 32, 32, 64)),  # AudioTrunk conv1 .. conv6.
@@ -90,4 +91,5 @@ def get_config(arg=None):
     config.model.audio.features = (4, 8, 8, 8, 8, 16)
     config.model.face.features = (4, 8, 8, 8, 8, 16)
     config.model.embedding = 16
+  config_lib.use_dataset(config, arg.data, needs=('audio', 'video', 'track'))
   return config

@@ -17,8 +17,8 @@ from configs import recon
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False)
-  preset = 'tiny' if arg.tiny else None
+  arg = config_lib.parse_arg(arg, tiny=False, data='avsynth')
+  preset = f'tiny={arg.tiny},data={arg.data}'
   config = recon.get_config(preset)  # Trainer defaults, data, recon and model blocks.
   config.task = 'multitask'
   config.aot = aot.get_config(preset).aot

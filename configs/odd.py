@@ -14,7 +14,7 @@ from configs import recon
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False)
+  arg = config_lib.parse_arg(arg, tiny=False, data='avsynth')
   config = config_lib.trainer_defaults()
   config.task = 'odd'
   config.data.config = 'heads'
@@ -41,4 +41,5 @@ def get_config(arg=None):
     config_lib.make_tiny(config, 'heads_tiny')
     config.odd.num_frames = 8  # 4 segments of 2 frames, 4 chunks each.
     config.odd.hidden = 32
+  config_lib.use_dataset(config, arg.data, needs=('audio',))
   return config

@@ -11,7 +11,7 @@ from avjax import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False, paper=False)
+  arg = config_lib.parse_arg(arg, tiny=False, paper=False, data='avsynth')
   config = config_lib.trainer_defaults()
   config.task = 'recon'
   config.data.config = 'heads'
@@ -30,6 +30,9 @@ def get_config(arg=None):
       mouth_weight=5.0,     # Extra L1 weight inside the mouth box.
       align_faces=True,     # Steady each frame on its mouth box (needs `mouth_box`).
       face_crop=32,         # Square crop around the face, by the mouth box; 0: whole frame.
+      # Without `mouth_box` (real, face-centred clips): this (y0, x0, y1, x1) share of
+      # the frame (assumed: the lower middle of a face crop, as LRW's).
+      mouth_region=(0.55, 0.25, 0.95, 0.75),
   ))
   config.model = ml_collections.ConfigDict(dict(
       audio=dict(           # avjax.models.audio.AudioEncoder
@@ -64,4 +67,7 @@ def get_config(arg=None):
     config.model.identity.features = (8, 16, 32)  # 32x32 frames -> 4x4.
     config.model.decoder.features = (32, 16, 8)
     config.model.noise_dim = 4
+  config_lib.use_dataset(config, arg.data, needs=('audio', 'video'))
+  if arg.data != 'avsynth':  # Face-centred clips without mouth boxes: whole frames.
+    config.recon.update(align_faces=False, face_crop=0)
   return config

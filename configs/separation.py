@@ -24,7 +24,7 @@ from configs import sync
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False, paper=False)
+  arg = config_lib.parse_arg(arg, tiny=False, paper=False, data='avsynth')
   sync_config = sync.get_config(','.join(p for p in ('paper', 'tiny') if arg[p]) or None)
   config = config_lib.trainer_defaults()
   config.task = 'separation'
@@ -86,4 +86,5 @@ def get_config(arg=None):
     config_lib.make_tiny(config, 'heads_tiny')
     config.separation.window_frames = 16  # 0.64 s of a 1 s clip: 40 STFT frames.
     config.model.unet.update(features=(8, 8, 16, 16, 16), time_strides=(1, 1, 2, 2, 2))
+  config_lib.use_dataset(config, arg.data, needs=('audio', 'video'))
   return config

@@ -22,7 +22,7 @@ from configs import disentangle
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False, paper=False)
+  arg = config_lib.parse_arg(arg, tiny=False, paper=False, data='avsynth')
   preset = ','.join(p for p in ('paper', 'tiny') if arg[p]) or None
   disentangle_config = disentangle.get_config(preset)
   config = config_lib.trainer_defaults()
@@ -42,7 +42,7 @@ def get_config(arg=None):
   # ---- model and task blocks (owned by avjax/tasks/speaker.py) ----
   config.speaker = ml_collections.ConfigDict(dict(
       crop_frames=20,   # 0.8 s of log-mel frames per example, at a random start.
-      num_speakers=0,   # Classes; 0: the avsynth preset's train speakers.
+      num_speakers=0,   # Classes; 0: the avsynth preset's train speakers, or the dataset's.
       init_from='',     # A `python -m avjax.export` directory of a disentangle run.
   ))
   config.model = disentangle_config.model  # avjax.models.twostream; the face stream is unused.
@@ -56,4 +56,5 @@ def get_config(arg=None):
   if arg.tiny:
     config_lib.make_tiny(config, 'heads_tiny')
     config.speaker.crop_frames = 10  # Of a 1 s clip.
+  config_lib.use_dataset(config, arg.data, needs=('audio', 'speaker'))
   return config

@@ -14,7 +14,7 @@ from avjax import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False, paper=False)
+  arg = config_lib.parse_arg(arg, tiny=False, paper=False, data='avsynth')
   config = config_lib.trainer_defaults()
   config.task = 'sync'
   config.data.config = 'scenes'
@@ -71,4 +71,5 @@ def get_config(arg=None):
     config.sync.window_frames = 20  # 0.8 s of a 2 s clip.
     config.model.update(audio_features=(8, 8, 16, 16), video_features=(8, 8, 16, 16, 32),
                         fusion_audio=8, fusion_hidden=16)
+  config_lib.use_dataset(config, arg.data, needs=('audio', 'video'))
   return config

@@ -16,11 +16,14 @@ import tempfile
 import grain
 import numpy as np
 from absl import flags
+from absl import logging
 import tensorflow_datasets as tfds
 
 from avjax.data import builders  # noqa: F401  (registers avjax's TFDS builders)
+from avjax.data.builders import manual
 
-AVJAX_DATASETS = ('avsynth',)
+AVJAX_DATASETS = ('avsynth', 'lrw', 'voxceleb1', 'voxceleb2', 'crema_d_av', 'ravdess',
+                  'ucf101_av', 'video_folder')
 
 
 def load_source(data_config, split):
@@ -41,12 +44,45 @@ def load_source(data_config, split):
 
 def prepared_builder(data_config):
   """The TFDS builder of `data_config` (as `load_source`'s), preparing it if needed;
-  its `info` holds the dataset's metadata."""
+  its `info` holds the dataset's metadata.
+
+  A real dataset is read from `data_config.manual_dir` ('' = DATA_DIR/manual/NAME).
+  """
   builder = _builder(data_config)
   if not builder.is_prepared():
     _check_writable(builder.data_dir)
-    builder.download_and_prepare(file_format='array_record')
+    manual_dir = data_config.get('manual_dir') or default_manual_dir(builder)
+    try:
+      builder.download_and_prepare(file_format='array_record', download_config=(
+          tfds.download.DownloadConfig(manual_dir=manual_dir)))
+    except AssertionError as e:  # TFDS's word for a missing or empty manual dir.
+      if 'Manual directory' not in str(e):
+        raise
+      raise manual.ManualDownloadError(f'{builder.name}: {e}') from e
+    report = manual.read_report(builder.data_dir)
+    if report:
+      logging.warning('%s (report: %s)', manual.summary(builder.name, report),
+                      os.path.join(builder.data_dir, manual.REPORT))
   return builder
+
+
+def class_names(data_config, key):
+  """The class names of feature `key`: its ClassLabel's, or those the dataset's
+  build found (`metadata['class_names']`, e.g. LRW's words)."""
+  info = prepared_builder(data_config).info
+  if isinstance(info.features[key] if key in info.features else None,
+                tfds.features.ClassLabel):
+    return list(info.features[key].names)
+  names = info.metadata.get('class_names', {}).get(key)
+  if names is None:
+    raise ValueError(f'dataset {info.full_name} has no classes of {key!r}')
+  return list(names)
+
+
+def default_manual_dir(builder):
+  """DATA_DIR/manual/NAME, where a real dataset's copy is looked for by default."""
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.fspath(builder.data_dir))))
+  return os.path.join(root, 'manual', builder.name)
 
 
 def _builder(data_config):
@@ -59,7 +95,8 @@ def _builder(data_config):
   except ValueError as e:
     if 'BuilderConfig' in str(e):
       raise ValueError(f'dataset {data_config.name!r} has no config {data_config.config!r}: '
-                       f'{e}') from e
+                       f"{e}; a config's data=NAME argument (configs/recon.py:data=lrw) "
+                       'picks a dataset and its default config') from e
     raise
 
 

@@ -75,6 +75,7 @@ def from_config(config, task):
     logging.info('linear probe skipped: %s lacks %s or has fewer than 4 clips',
                  config.data.eval_split, missing)
     return None
-  windows = np.stack([encoder.windows(ops.to_float(c['audio'])) for c in clips])
+  windows = [encoder.windows(ops.to_float(c['audio'])) for c in clips]
+  windows = np.stack([w[:min(map(len, windows))] for w in windows])  # Real clips vary.
   return LinearProbe(encoder, windows.astype(np.float32),
                      {k: np.array([c[k] for c in clips]) for k in labels})

@@ -25,6 +25,7 @@ import numpy as np
 import optax
 
 from avjax.data import ops
+from avjax.data import pipeline
 from avjax.models import fusion
 from avjax.tasks import separation
 from avjax.tasks import sync
@@ -53,7 +54,8 @@ class Action:
     self.config = config.action
     dtype = jnp.dtype(config.dtype)
     self.net = fusion.SyncNet(**config.model.sync.to_dict(), dtype=dtype)
-    self.head = nn.Dense(self.config.num_classes, dtype=dtype)
+    self.head = nn.Dense(self.config.num_classes
+                         or len(pipeline.class_names(config.data, 'action')), dtype=dtype)
     # Read once, on the host: `init` runs traced (under jit and eval_shape).
     self.pretrained_sync = (separation.load_sync_params(self.config.init_sync)
                             if self.config.init_sync else None)

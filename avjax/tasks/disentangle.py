@@ -73,6 +73,7 @@ import numpy as np
 import optax
 
 from avjax.data import ops
+from avjax.data import pipeline
 from avjax.data.synth import heads
 from avjax.models import twostream
 from avjax.tasks import sync
@@ -166,10 +167,13 @@ def confusion(logits):
 
 
 def num_tracks_of(config):
-  """`disentangle.num_tracks`, or where 0, the train tracks of the avsynth preset
-  `data.config` (the validation split shares them; test tracks fall outside)."""
+  """`disentangle.num_tracks`, or where 0: the train tracks of the avsynth preset
+  `data.config` (the validation split shares them; test tracks fall outside), or
+  a real dataset's tracks (`pipeline.class_names`)."""
   if config.disentangle.num_tracks:
     return config.disentangle.num_tracks
+  if config.data.name != 'avsynth':
+    return len(pipeline.class_names(config.data, 'track'))
   preset = heads.PRESETS.get(config.data.config)
   if preset is None:
     raise ValueError(f'set disentangle.num_tracks for data.config={config.data.config!r} '

@@ -38,6 +38,13 @@ def box_mask(boxes, height, width):
   return (inside_y[:, :, None] & inside_x[:, None, :])[..., None].astype(np.float32)
 
 
+def fixed_boxes(num_frames, height, width, region):
+  """Boxes [T, 4] of one (y0, x0, y1, x1) share of the frame, for clips without mouth boxes."""
+  y0, x0, y1, x1 = region
+  box = np.round([y0 * height, x0 * width, y1 * height, x1 * width]).astype(np.int32)
+  return np.tile(box, (num_frames, 1))
+
+
 def align_mouths(video, boxes):
   """Face alignment by one tracked landmark: every frame moved (whole pixels) so
   its mouth-box centre sits at the clip's mean centre. Returns (video, boxes)."""
@@ -95,7 +102,9 @@ class Recon:
     return self.model.init({'params': rng}, still, audio, noise)['params']
 
   def preprocess(self, example, rng):
-    video, boxes = example['video'], example['mouth_box']
+    video = example['video']
+    boxes = example['mouth_box'] if 'mouth_box' in example else fixed_boxes(
+        len(video), *video.shape[1:3], self.config.mouth_region)
     if self.config.align_faces:
       video, boxes = align_mouths(video, boxes)
     if self.config.face_crop:

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from avjax import checkpoint
+from avjax.data import pipeline
 from avjax.data.synth import heads
 from avjax.models import twostream
 from avjax.tasks import action
@@ -30,10 +31,12 @@ from avjax.tasks import disentangle
 
 
 def num_speakers_of(config):
-  """`speaker.num_speakers`, or where 0, the train speakers of the avsynth preset
-  `data.config`."""
+  """`speaker.num_speakers`, or where 0: the train speakers of the avsynth preset
+  `data.config`, or a real dataset's speakers (`pipeline.class_names`)."""
   if config.speaker.num_speakers:
     return config.speaker.num_speakers
+  if config.data.name != 'avsynth':
+    return len(pipeline.class_names(config.data, 'speaker'))
   preset = heads.PRESETS.get(config.data.config)
   if preset is None:
     raise ValueError(f'set speaker.num_speakers for data.config={config.data.config!r} '
