@@ -14,8 +14,8 @@ manual dir), `audio` (int16, 16 kHz mono), `video` (uint8 [T, S, S, 3] at 25 fps
 `emotion`, `words`, `action`, ...).
 
 A dataset of millions of clips can be prepared on a Beam runner instead
-(`tfds build ... --beam_pipeline_options=...`, README): the same decoding runs in
-Beam workers and the report is written by the pipeline.
+(`python -m avjax.data.prepare ... --beam_pipeline_options=...`, README): the
+same decoding runs in Beam workers and the report is written by the pipeline.
 """
 
 import collections
@@ -111,8 +111,9 @@ class ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   @classmethod
   def manual_instructions(cls):
+    layout = textwrap.dedent(cls.LAYOUT).strip()
     return (f'put a copy of {cls.name} under the manual dir (--config.data.manual_dir, or '
-            f'--manual_dir of `tfds build`) in its published layout:\n{textwrap.dedent(cls.LAYOUT).strip()}\n'
+            f'--manual_dir of avjax.data.prepare) in its published layout:\n{layout}\n'
             f'Get it from {cls.HOMEPAGE}')
 
   @property
