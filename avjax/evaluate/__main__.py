@@ -18,6 +18,7 @@ from absl import flags
 from absl import logging
 
 from avjax import metric_writers
+from avjax.evaluate import runs
 from avjax.evaluate import speaker
 from avjax.evaluate import speech
 from avjax.evaluate import sync
@@ -28,6 +29,14 @@ _SUITE = flags.DEFINE_enum('suite', None, list(SUITES), 'Which suite to run.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for pretraining runs and results.')
 _PRESET = flags.DEFINE_string('preset', 'default', 'Suite size: default or tiny.')
 _DATA_DIR = flags.DEFINE_string('data_dir', '', "TFDS data dir ('': TFDS's default).")
+_DATA = flags.DEFINE_string(
+    'data', '', "Downstream dataset, NAME or NAME/CONFIG (crema_d_av, lrw, voxceleb1, "
+    "ucf101_av/fold2_s64, ...); '': the suite's avsynth default.")
+_MANUAL_DIR = flags.DEFINE_string('manual_dir', '', "Its local copy ('': DATA_DIR/manual/NAME).")
+_PRETRAIN_DATA = flags.DEFINE_string(
+    'pretrain_data', '', "Dataset the suite pretrains on, NAME or NAME/CONFIG (lrw, "
+    "voxceleb2, ...); '': the suite's avsynth default.")
+_PRETRAIN_MANUAL_DIR = flags.DEFINE_string('pretrain_manual_dir', '', 'Its local copy.')
 _METHODS = flags.DEFINE_list('methods', None, "Methods (speech), applications (sync) or "
                              "disentangle variants (speaker) to run (default: the preset's).")
 flags.mark_flags_as_required(['suite', 'workdir'])
@@ -42,6 +51,11 @@ def main(argv):
   try:
     config = suite.get_config(_PRESET.value)
     config.data.data_dir = _DATA_DIR.value
+    if _DATA.value:
+      config.data.update(runs.parse_data(_DATA.value, _MANUAL_DIR.value))
+    if _PRETRAIN_DATA.value:
+      config.pretrain_data.update(runs.parse_data(_PRETRAIN_DATA.value,
+                                                  _PRETRAIN_MANUAL_DIR.value))
     if _METHODS.value is not None:
       config.methods = tuple(_METHODS.value)
     rows = suite.run(config, _WORKDIR.value)

@@ -12,11 +12,26 @@ from avjax import train
 from avjax.data import pipeline
 
 
-def run_config(config, name, data_config, overrides=None):
-  """configs/NAME.py under the suite's preset, data and steps, with `overrides`
-  ({'dotted.key': value})."""
-  method = config_lib.load(name, config.preset or None, config.configs_dir)
-  method.data.update(config=data_config, data_dir=config.data.data_dir)
+def avsynth(preset):
+  """The `data` of `run_config` for an avsynth preset ('heads', 'scenes_tiny', ...)."""
+  return dict(name='avsynth', config=preset, manual_dir='')
+
+
+def parse_data(spec, manual_dir=''):
+  """The `data` of `run_config` for 'NAME' or 'NAME/CONFIG' ('' config: the dataset's default)."""
+  name, _, data_config = spec.partition('/')
+  return dict(name=name, config=data_config, manual_dir=manual_dir)
+
+
+def run_config(config, name, data, overrides=None):
+  """configs/NAME.py under the suite's preset and steps, on `data` ({'name', 'config',
+  'manual_dir'}: its `data=NAME` argument, then that builder config; the suite's
+  data_dir), with `overrides` ({'dotted.key': value})."""
+  real = f'data={data["name"]}' if data['name'] != 'avsynth' else ''
+  arg = ','.join(filter(None, [config.preset, real]))
+  method = config_lib.load(name, arg, config.configs_dir)
+  method.data.update(config=data['config'] or method.data.config, manual_dir=data['manual_dir'],
+                     data_dir=config.data.data_dir)
   method.total_steps = config.total_steps.get(name) or method.total_steps
   method.update_from_flattened_dict(overrides or {})
   return method

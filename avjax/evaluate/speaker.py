@@ -314,7 +314,7 @@ def pretrain(config, variant, workdir):
   and exports it to WORKDIR/encoders/VARIANT; returns (method config, task, params)."""
   arg = ','.join(filter(None, (config.preset, f'variant={variant}')))
   suite = ml_collections.ConfigDict(dict(config.to_dict(), preset=arg))
-  method = runs.run_config(suite, 'disentangle', config.data.heads)
+  method = runs.run_config(suite, 'disentangle', runs.avsynth(config.data.heads))
   run_dir = os.path.join(workdir, 'pretrain', variant)
   task, params = runs.train_run(method, run_dir)
   checkpoint.export_encoders(run_dir, os.path.join(workdir, 'encoders', variant))
@@ -324,7 +324,7 @@ def pretrain(config, variant, workdir):
 def finetune(config, name, init, fraction, workdir):
   """Trains (or resumes) configs/speaker.py on `fraction` of the labels, its encoder
   from WORKDIR/encoders/INIT ('' = from scratch); returns (task, params)."""
-  method = runs.run_config(config, 'speaker', config.data.heads, {
+  method = runs.run_config(config, 'speaker', runs.avsynth(config.data.heads), {
       'data.label_fraction': fraction,
       'speaker.init_from': os.path.join(workdir, 'encoders', init) if init else ''})
   return runs.train_run(method, os.path.join(workdir, 'speaker', f'{name}_{fraction:g}'))

@@ -139,11 +139,11 @@ def action_rows(config, workdir, sync_export):
   """Test accuracy of action recognition from sync and from scratch, per label fraction."""
   rows = []
   for fraction in config.label_fractions:
-    subset = runs.run_config(config, 'action', config.data.scenes,
+    subset = runs.run_config(config, 'action', runs.avsynth(config.data.scenes),
                              {'data.label_fraction': fraction})
     num_train = len(pipeline.train_source(subset.data, subset.seed))  # What each run trains on.
     for name, init in (('sync', sync_export), ('scratch', '')):
-      method = runs.run_config(config, 'action', config.data.scenes, {
+      method = runs.run_config(config, 'action', runs.avsynth(config.data.scenes), {
           'action.init_sync': init, 'data.label_fraction': fraction})
       task, params = runs.train_run(method, os.path.join(workdir, 'action', f'{name}_{fraction:g}'))
       test = runs.batches(runs.split_examples(method, task), config.batch_size)
@@ -179,7 +179,7 @@ def separation_rows(config, workdir, sync_export):
   os.makedirs(wav_dir, exist_ok=True)
   rows = []
   for name, overrides in methods:
-    method = runs.run_config(config, 'separation', config.data.heads, overrides)
+    method = runs.run_config(config, 'separation', runs.avsynth(config.data.heads), overrides)
     task, params = runs.train_run(method, os.path.join(workdir, 'separation', name))
     separate = jax.jit(task.separate)
     outputs = [jax.device_get(separate(params, b))
@@ -219,7 +219,7 @@ def run(config, workdir):
   if unknown:
     raise ValueError(f'unknown sync applications {sorted(unknown)}; known: {APPLICATIONS}')
   os.makedirs(workdir, exist_ok=True)
-  sync_method = runs.run_config(config, 'sync', config.data.scenes)
+  sync_method = runs.run_config(config, 'sync', runs.avsynth(config.data.scenes))
   sync_dir = os.path.join(workdir, 'pretrain', 'sync')
   task, params = runs.train_run(sync_method, sync_dir)
   sync_export = os.path.join(workdir, 'encoders', 'sync')
