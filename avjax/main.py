@@ -24,8 +24,17 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def _parse_flags(argv):
-  """absl's flag parsing, with a one-line error for an unknown --config.KEY."""
+  """absl's flag parsing, with a one-line error for an unknown --config.KEY or a
+  configs/*.py that refuses its argument (`configs/disentangle.py:data=lrw`)."""
   try:
+    return flags.FLAGS(argv)
+  except flags.IllegalFlagValueError as e:
+    if not str(e).startswith('flag --config='):
+      return app.parse_flags_with_usage(argv)  # absl's message and usage.
+    flag = str(e).split(':', 1)[0]  # 'flag --config=configs/NAME.py'.
+    cause = str(e).strip().splitlines()[-1]  # ml_collections quotes the traceback.
+    sys.exit(f'avjax: error: {flag.removeprefix("flag ")}: {cause}')
+  except flags.Error:
     return app.parse_flags_with_usage(argv)
   except (AttributeError, KeyError) as e:  # ml_collections' override of a missing key.
     while isinstance(e.args[0], Exception):  # AttributeError(KeyError(message)).

@@ -181,6 +181,8 @@ def test_workdir_of_a_different_model_is_a_clear_error(reference_run, data_dir, 
 @pytest.mark.parametrize('flag, message', [
     ('--config.task=nosuch', "avjax: error: unknown task 'nosuch'"),
     ('--config.nosuch=1', "avjax: error: unknown config key in the --config.* overrides: 'nosuch'"),
+    ('--config=configs/disentangle.py:tiny,data=lrw',
+     "ValueError: task disentangle needs the features ['track']"),
 ])
 def test_cli_errors_are_one_line(flag, message, data_dir, tmp_path):
   code, log = run_main(tmp_path, data_dir, flag)
