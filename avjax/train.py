@@ -113,6 +113,10 @@ class _Evaluator:
     ds = pipeline.eval_dataset(source, task.preprocess, batch_size, config.seed,
                                jax.process_index(), jax.process_count())
     num_batches = min(config.eval_batches, len(ds))
+    if num_batches == 0:
+      raise ValueError(f'the {config.data.eval_split} split has {len(source)} examples, fewer '
+                       f'than one batch of {batch_size} a host; set --config.batch_size or '
+                       '--config.data.eval_split')
     self._local = [ds[i] for i in range(num_batches)]
     self._global = [parallel.to_global(b, mesh) for b in self._local]
     self._task = task

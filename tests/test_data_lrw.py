@@ -135,3 +135,14 @@ def test_tasks_preprocess_lrw_clips_after_one_override(prepared, name):
     assert features['video'].shape == (config.recon.num_frames, 64, 64, 3)
     mask = features['mouth_mask'][0, ..., 0]
     assert mask[35:61, 16:48].all() and mask.sum() == 26 * 32
+
+
+def test_a_clip_a_task_cannot_use_is_named(prepared):
+  from avjax.data import pipeline as pipeline_lib
+  _, sources = prepared
+  def preprocess(example, rng):
+    del rng
+    raise ValueError(f'a clip of {len(example["video"])} frames is too short')
+  ds = pipeline_lib.eval_dataset(sources['test'], preprocess, 1, seed=0)
+  with pytest.raises(ValueError, match=r'lipread_mp4/\w+/test/\w+_00001.mp4: a clip of 29 frames'):
+    ds[0]

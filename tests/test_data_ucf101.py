@@ -23,16 +23,17 @@ def _clip(name, clip):
   return f'{name}/v_{FILE_CLASS.get(name, name)}_{clip}.avi'
 
 
-def _write_layout(root):
-  """3 classes x 5 clips of groups g01 (test), g02 (train), g03 (validation), then:
-  ApplyEyeMakeup g02_c02 garbage, HandstandPushups g03_c01 empty, BandMarching g01_c02
-  listed with no file, BandMarching g03_c01 at 16 kHz mono (UCF's is 44.1 kHz stereo), an
-  unlisted Juggling/ clip (not in classInd) and an unlisted, badly named file."""
+def _write_layout(root, seconds=SECONDS):
+  """3 classes x 5 clips, `seconds` long, of groups g01 (test), g02 (train), g03
+  (validation), then: ApplyEyeMakeup g02_c02 garbage, HandstandPushups g03_c01 empty,
+  BandMarching g01_c02 listed with no file, BandMarching g03_c01 at 16 kHz mono (UCF's is
+  44.1 kHz stereo), an unlisted Juggling/ clip (not in classInd) and an unlisted, badly
+  named file."""
   videos = os.path.join(root, 'UCF-101')
   for c, name in enumerate(CLASSES):
     for clip in CLIPS:
       rate, channels = (16000, 1) if (name, clip) == ('BandMarching', 'g03_c01') else (44100, 2)
-      media_fixtures.write_video(os.path.join(videos, _clip(name, clip)), seconds=SECONDS,
+      media_fixtures.write_video(os.path.join(videos, _clip(name, clip)), seconds=seconds,
                                  sample_rate=rate, channels=channels, audio=c > 0,
                                  tone=300 + 100 * c)
   media_fixtures.write_garbage(os.path.join(videos, _clip('ApplyEyeMakeup', 'g02_c02')))

@@ -159,6 +159,9 @@ def test_draw_windows_keeps_both_windows_inside_and_apart():
   assert {s for s, _ in draws} == set(range(9)) and {f for _, f in draws} == set(range(10))
   with pytest.raises(ValueError, match='cannot hold'):
     disentangle.draw_windows(6, 4, 3, rng)
+  # A short clip: only the starts that leave a face window beside them (0 and 5 of 0..5).
+  short = {disentangle.draw_windows(15, 10, 5, rng) for _ in range(200)}
+  assert short == {(0, 10), (5, 0)}
 
 
 def test_content_target_is_the_aligned_audio_step(task, params):

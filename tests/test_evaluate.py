@@ -303,7 +303,7 @@ def test_bss_rows_score_the_on_screen_voice_against_both():
 def test_middle_windows_align_frames_masks_and_audio(data_dir):
   config = sync_suite.get_config('tiny')
   config.data.data_dir = data_dir
-  method = runs.run_config(config, 'sync', runs.avsynth(config.data.scenes))
+  method = runs.run_config(config, 'sync', config.data)
   inputs, seen, full, masks = sync_suite.middle_windows(method)
   clip = pipeline.load_source(method.data, 'test')[1]
   window, stride = method.sync.window_frames, method.sync.frame_stride

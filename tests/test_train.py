@@ -162,6 +162,15 @@ def test_bad_names_are_clear_errors(overrides, message, data_dir, tmp_path):
     train.train_and_evaluate(tiny_config(data_dir, **overrides), str(tmp_path))
 
 
+def test_a_validation_split_smaller_than_a_batch_is_a_clear_error(data_dir):
+  from avjax import parallel
+  config = tiny_config(data_dir, **{'data.eval_split': 'validation[:3]'})
+  task = tasks.TASKS[config.task](config)
+  with pytest.raises(ValueError, match='validation.:3. split has 3 examples, fewer than one '
+                                       'batch of 8'):
+    train._Evaluator(config, task, parallel.make_mesh(config.mesh), 8)
+
+
 def test_unwritable_workdir_is_a_clear_error(data_dir, tmp_path):
   (tmp_path / 'file').write_text('')
   with pytest.raises(PermissionError, match='cannot be written'):

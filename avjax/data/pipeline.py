@@ -10,6 +10,7 @@ the task's `preprocess(example, rng)` and batches. Same seed, same batches,
 with or without worker processes.
 """
 
+import functools
 import os
 import tempfile
 
@@ -48,7 +49,7 @@ def prepared_builder(data_config):
 
   A real dataset is read from `data_config.manual_dir` ('' = DATA_DIR/manual/NAME).
   """
-  builder = _builder(data_config)
+  builder = unprepared_builder(data_config)
   if not builder.is_prepared():
     _check_writable(builder.data_dir)
     manual_dir = data_config.get('manual_dir') or default_manual_dir(builder)
@@ -85,10 +86,13 @@ def default_manual_dir(builder):
   return os.path.join(root, 'manual', builder.name)
 
 
-def _builder(data_config):
+def unprepared_builder(data_config):
+  """The TFDS builder of `data_config` ({'name', 'config', 'data_dir'}), nothing prepared:
+  its features and builder config are known; unknown names are clear errors."""
   name = f'{data_config.name}/{data_config.config}' if data_config.config else data_config.name
   try:
-    return tfds.builder(name, data_dir=data_config.data_dir or None, file_format='array_record')
+    return tfds.builder(name, data_dir=data_config.get('data_dir') or None,
+                        file_format='array_record')
   except tfds.core.registered.DatasetNotFoundError as e:
     raise ValueError(f'unknown dataset {data_config.name!r}; avjax datasets are '
                      f'{AVJAX_DATASETS}') from e
@@ -160,17 +164,28 @@ def _host_slice(source, process_index, process_count):
   return grain.MapDataset.source(source)[process_index::process_count]
 
 
+def _naming_the_file(preprocess, example, rng):
+  """`preprocess(example, rng)`; its ValueError names the example's file (`path`), if any."""
+  try:
+    return preprocess(example, rng)
+  except ValueError as e:
+    if 'path' not in example:
+      raise
+    raise ValueError(f'{bytes(example["path"]).decode()}: {e}') from e
+
+
 def train_dataset(source, preprocess, batch_size, seed, process_index=0, process_count=1):
   """An endless, per-epoch reshuffled, preprocessed and batched MapDataset."""
   ds = _host_slice(source, process_index, process_count).seed(seed)
-  ds = ds.shuffle().repeat().random_map(preprocess)
+  ds = ds.shuffle().repeat().random_map(functools.partial(_naming_the_file, preprocess))
   return ds.batch(batch_size, drop_remainder=True)
 
 
 def eval_dataset(source, preprocess, batch_size, seed, process_index=0, process_count=1):
   """The split in record order, preprocessed with a fixed seed, batched."""
   ds = _host_slice(source, process_index, process_count).seed(seed)
-  return ds.random_map(preprocess).batch(batch_size, drop_remainder=True)
+  return ds.random_map(functools.partial(_naming_the_file, preprocess)).batch(
+      batch_size, drop_remainder=True)
 
 
 def make_iterator(ds, num_workers=0, prefetch_buffer=4):

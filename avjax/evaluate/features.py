@@ -50,22 +50,31 @@ def encode(features_fn, params, inputs, batch_size=64):
   return np.concatenate(out)
 
 
-def standardize(train, *others):
-  """Scales every array by the per-dimension mean and std of `train` [N, T, D]."""
-  mean = train.mean(axis=(0, 1))
-  std = train.std(axis=(0, 1)) + 1e-6
+def standardize(train, *others, lengths=None):
+  """Scales every array by the per-dimension mean and std of `train` [N, T, D]'s frames:
+  each clip's first `lengths` [N] frames when given (not the padding after them)."""
+  if lengths is None:
+    frames = train.reshape(-1, train.shape[-1])
+  else:
+    frames = train[np.arange(train.shape[1]) < np.asarray(lengths)[:, None]]
+  mean = frames.mean(axis=0)
+  std = frames.std(axis=0) + 1e-6
   return tuple((x - mean) / std for x in (train,) + others)
 
 
-def with_white_noise(waveforms, snr_db, seed):
-  """Each clip plus its own white Gaussian noise at `snr_db` (None: unchanged).
+def with_white_noise(waveforms, snr_db, seed, lengths=None):
+  """Each clip [N, S] plus its own white Gaussian noise at `snr_db` (None: unchanged).
 
   The noise of clip i is drawn from `default_rng((seed, i))`, so a condition
   is the same whichever clips are evaluated; `ops.add_noise` scales it to
-  the SNR against the whole clip's power.
+  the SNR against the clip's power. Given `lengths` [N] (samples), a clip is
+  its first lengths[i] samples: the padding after them stays silent.
   """
   if snr_db is None:
     return waveforms
-  return np.stack([
-      ops.add_noise(w, np.random.default_rng((seed, i)).standard_normal(len(w)), snr_db)
-      for i, w in enumerate(waveforms)])
+  lengths = [len(w) for w in waveforms] if lengths is None else lengths
+  noisy = np.zeros(np.shape(waveforms), np.float32)
+  for i, (w, n) in enumerate(zip(waveforms, lengths)):
+    noise = np.random.default_rng((seed, i)).standard_normal(n)
+    noisy[i, :n] = ops.add_noise(w[:n], noise, snr_db)
+  return noisy

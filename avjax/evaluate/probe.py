@@ -45,11 +45,14 @@ class Examples:
     return Examples(*(np.asarray(a)[rows] for a in dataclasses.astuple(self)))
 
 
-def whole_clips(num_clips, num_frames, target):
-  """One example per clip, reading all its frames."""
-  index = np.broadcast_to(np.arange(num_frames, dtype=np.int32), (num_clips, num_frames))
-  return Examples(np.arange(num_clips, dtype=np.int32), np.ascontiguousarray(index),
-                  np.full(num_clips, num_frames, np.int32), np.asarray(target))
+def whole_clips(lengths, target):
+  """One example per clip, reading its first `lengths` [N] frames (all of a clip's
+  frames, when its features are padded after them); `index` is [N, max(lengths)]."""
+  lengths = np.asarray(lengths, np.int32)
+  num_frames = int(lengths.max())
+  index = np.broadcast_to(np.arange(num_frames, dtype=np.int32), (len(lengths), num_frames))
+  return Examples(np.arange(len(lengths), dtype=np.int32), np.ascontiguousarray(index),
+                  lengths, np.asarray(target))
 
 
 def masked_ccc(x, y, mask):

@@ -17,6 +17,11 @@ def avsynth(preset):
   return dict(name='avsynth', config=preset, manual_dir='')
 
 
+def dataset_name(data):
+  """'NAME/CONFIG' of a `data` config (or 'NAME', for the dataset's default config)."""
+  return '/'.join(filter(None, (data.name, data.config)))
+
+
 def parse_data(spec, manual_dir=''):
   """The `data` of `run_config` for 'NAME' or 'NAME/CONFIG' ('' config: the dataset's default)."""
   name, _, data_config = spec.partition('/')
@@ -44,11 +49,14 @@ def train_run(method, run_dir):
   return tasks.TASKS[method.task](method), checkpoint.restore_params(run_dir)
 
 
-def split_examples(method, task, split='test'):
-  """Every example of `split`, preprocessed by `task` with the config's seed."""
+def split_examples(method, task, split='test', keep=lambda example: True):
+  """(The examples of `split` that `keep(example)` accepts, preprocessed by `task` with
+  the config's seed, each as it is among all of them; how many `keep` left out)."""
   source = pipeline.load_source(method.data, split)
-  ds = pipeline.eval_dataset(source, task.preprocess, 1, method.seed)
-  return [jax.tree.map(lambda x: x[0], ds[i]) for i in range(len(ds))]
+  kept = lambda example, rng: task.preprocess(example, rng) if keep(example) else {}
+  ds = pipeline.eval_dataset(source, kept, 1, method.seed)
+  examples = [jax.tree.map(lambda x: x[0], ds[i]) for i in range(len(ds))]
+  return [e for e in examples if e], sum(not e for e in examples)
 
 
 def batches(examples, batch_size):

@@ -1,33 +1,54 @@
-"""The speaker suite: disentangle's speaker and content embeddings on unseen avsynth speakers.
+"""The speaker suite: disentangle's speaker and content embeddings on unseen speakers.
 
   python -m avjax.evaluate --suite=speaker --workdir=DIR [--preset=tiny]
+  python -m avjax.evaluate --suite=speaker --workdir=DIR --data=voxceleb1 \
+      --manual_dir=/data/voxceleb1 --pretrain_data=voxceleb2 --pretrain_manual_dir=/data/voxceleb2
 
-1. pretraining: configs/disentangle.py in each of `config.variants` (content,
+Data: speakers are verified on `config.data` (--data, --manual_dir; default
+avsynth/heads, heads_tiny in `tiny`): a dataset with `speaker` and `track`
+labels whose test split holds speakers that training never sees and whose
+builder lists trials in `metadata['trials']` (rows [label, index_a, index_b]
+naming test examples by `index`: avsynth's heads, voxceleb1/verification).
+Its train split trains the supervised runs (4.). The disentangle variants
+pretrain on `config.pretrain_data` (--pretrain_data, --pretrain_manual_dir;
+default avsynth/heads), which needs `video` and `track` (voxceleb2). A
+dataset without what it is used for is a ValueError raised before any work.
+Utterances of real datasets vary in length; every utterance the suite reads
+must hold a crop of `crop_frames` frames: a shorter one is a ValueError
+naming it (none is dropped, so the scored trials stay the builder's).
+
+1. pretraining: configs/disentangle.py in each of `config.methods` (content,
    identity, both, disentangle) in DIR/pretrain/VARIANT, its encoders
    exported to DIR/encoders/VARIANT.
 2. verification, on the test split's unseen speakers: an utterance's
    embedding is the unit-norm mean of `crops` evenly spaced crops of
-   `crop_frames` frames, each the time average of the audio stream's
-   per-step embeddings, from the identity head (task `verification`) and
-   from the content head (`verification_content`). The builder's trial list
-   is scored by cosine: EER and minDCF (unit costs) at p_target 0.01 and
-   0.05. Identification (closed set of the test speakers, cross-session):
-   each speaker enrolled on the utterances of its first session (lowest
-   track id), the others assigned to the nearest speaker mean; chance is
-   1 / speakers. Baselines: MFCC (each crop's mean and standard deviation of
-   13 coefficients) and a random network of the variants' shape.
+   `crop_frames` frames (spaced over each utterance's own length), each the
+   time average of the audio stream's per-step embeddings, from the identity
+   head (task `verification`) and from the content head
+   (`verification_content`). The builder's trial list is scored by cosine:
+   EER and minDCF (unit costs) at p_target 0.01 and 0.05. Identification
+   (closed set of the test speakers, cross-session): each speaker enrolled on
+   the utterances of its first session (lowest track id), the others
+   assigned to the nearest speaker mean; chance is 1 / speakers. Baselines:
+   MFCC (each crop's mean and standard deviation of 13 coefficients) and a
+   random network of the variants' shape (scored with the first variant).
 3. disentanglement probes (task `probe`): closed-form ridge classifiers
-   (`linear_probe.ridge_accuracy`) on frozen per-step embeddings of whole
-   utterances, from the identity and from the content head: the viseme at
-   each step and each word (the mean over its frames), fitted on the train
-   split and scored on the test split; the speaker (utterance mean), fitted
-   on the train split and scored on the validation split (other clips of the
-   same 48 speakers). `chance` rows: the most frequent fitted class.
+   (`linear_probe.ridge_accuracy`) on frozen per-step embeddings, from the
+   identity and from the content head: the viseme at each step and each word
+   (the mean over its frames), fitted on the train split and scored on the
+   test split, only on datasets with per-frame `viseme` and `words` (avsynth;
+   real datasets have neither, so their rows are left out, not faked); the
+   speaker (the mean over the utterance, cut to the shortest probed one:
+   whole utterances on avsynth), fitted on the train split and scored on the
+   validation split (other sessions of the train speakers), each split at
+   most `max_probe_utterances` utterances (a speaker-stratified subset).
+   `chance` rows: the most frequent fitted class.
 4. limited labels: configs/speaker.py (supervised speaker classification
-   with the same audio stream) from scratch (`supervised`) and from
-   DIR/encoders/VARIANT for each of `finetune_from` that was pretrained
-   (`VARIANT+finetune`), on class-stratified `label_fractions` of the train
-   split's speaker labels; verification and identification as in 2.
+   with the same audio stream, over `config.data`'s speakers) from scratch
+   (`supervised`) and from DIR/encoders/VARIANT for each of `finetune_from`
+   that was pretrained (`VARIANT+finetune`), on class-stratified
+   `label_fractions` of `config.data`'s train split's speaker labels;
+   verification and identification as in 2.
 
 Plots: det.png (DET curves of the identity heads), projection.png (the test
 utterances' identity embeddings of `projected` methods, PCA to 2-D, coloured
@@ -39,7 +60,6 @@ import os
 import jax
 import ml_collections
 import numpy as np
-from absl import logging
 
 from avjax import checkpoint
 from avjax.data import ops
@@ -54,6 +74,9 @@ VARIANTS = ('content', 'identity', 'both', 'disentangle')
 PRESETS = ('default', 'tiny')
 P_TARGETS = (0.01, 0.05)
 SUPERVISED = 'supervised'
+VERIFICATION_FEATURES = ('audio', 'speaker', 'track')  # Trials, identification, enrolment.
+PRETRAIN_FEATURES = ('audio', 'video', 'track')  # Faces matched to voices within a track.
+FRAMEWISE = ('viseme', 'words', 'word_start', 'word_end')  # The viseme and word probes'.
 
 
 def get_config(preset='default'):
@@ -63,7 +86,8 @@ def get_config(preset='default'):
     raise ValueError(f'unknown preset {preset!r}; known: {PRESETS}')
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.data = dict(data_dir='', heads='heads')
+  config.data = dict(name='avsynth', config='heads', data_dir='', manual_dir='')  # Verified.
+  config.pretrain_data = runs.avsynth('heads')  # What the disentangle variants pretrain on.
   config.methods = VARIANTS  # Disentangle variants pretrained and scored.
   config.finetune_from = ('both', 'disentangle')  # Fine-tuned with labels, if pretrained.
   config.configs_dir = ''  # '' = the repository's configs/.
@@ -74,9 +98,10 @@ def get_config(preset='default'):
   config.crop_frames = 20  # 0.8 s each.
   config.batch_size = 64  # Of the embedding passes.
   config.max_probe_steps = 20_000  # Train-split steps a viseme probe is fitted on.
+  config.max_probe_utterances = 20_000  # Per split, of the speaker probe (speaker-stratified).
   config.projected = ('both', 'disentangle', SUPERVISED)  # Drawn in projection.png.
   if preset == 'tiny':
-    config.data.heads = 'heads_tiny'
+    config.data.config = config.pretrain_data.config = 'heads_tiny'
     config.preset = 'tiny'
     config.methods = ('disentangle',)
     config.total_steps = dict(disentangle=2, speaker=2)
@@ -88,29 +113,89 @@ def get_config(preset='default'):
   return config
 
 
+# ---- data ----
+
+def dataset_features(data_config, data_dir):
+  """The feature names of a dataset {'name', 'config'}, known before it is prepared."""
+  return set(pipeline.unprepared_builder(
+      ml_collections.ConfigDict(dict(data_config, data_dir=data_dir))).info.features)
+
+
+def check_datasets(config):
+  """ValueError unless `config.data` can be verified on and, when variants are to be
+  pretrained, `config.pretrain_data` pretrained on (reads no examples)."""
+  uses = [(config.data, VERIFICATION_FEATURES, 'the speaker suite verifies speakers on')]
+  if config.methods:
+    uses.append((config.pretrain_data, PRETRAIN_FEATURES,
+                 f'disentangle variants {list(config.methods)} pretrain on'))
+  for data, needs, use in uses:
+    missing = [k for k in needs if k not in dataset_features(data, config.data.data_dir)]
+    if missing:
+      raise ValueError(f'{use} dataset {runs.dataset_name(data)}, which lacks the features '
+                       f'{missing} (verification needs {list(VERIFICATION_FEATURES)}, '
+                       f'pretraining {list(PRETRAIN_FEATURES)}, e.g. --pretrain_data=voxceleb2; '
+                       '--methods= scores the baselines and supervised runs only)')
+
+
+def framewise(clip):
+  """Whether an example has the per-frame viseme and word labels of the content probes."""
+  return all(k in clip for k in FRAMEWISE)
+
+
+def probed_positions(source, limit, seed):
+  """Record positions to read: all, or a speaker-stratified `limit` of a larger split
+  (`pipeline.label_subset`; 0: all)."""
+  if not limit or len(source) <= limit:
+    return np.arange(len(source))
+  speakers = [source[i]['speaker'] for i in range(len(source))]
+  return pipeline.label_subset(speakers, limit / len(source), seed)
+
+
+def utterance(clip, waveform):
+  """What the suite keeps of one example (`load_split`)."""
+  kept = dict(mel=disentangle.log_mel_features(clip['audio']),
+              frames=len(clip['audio']) // ops.SAMPLES_PER_FRAME, index=clip['index'],
+              speaker=clip['speaker'], track=clip['track'],
+              name=clip['path'].decode() if 'path' in clip else f'index {clip["index"]}')
+  if waveform:
+    kept['audio'] = ops.to_float(clip['audio'])
+  if framewise(clip):
+    kept.update(viseme=clip['viseme'],
+                words=list(zip(clip['words'], clip['word_start'], clip['word_end'])))
+  return kept
+
+
+def load_split(config, split, waveforms=False, limit=0):
+  """{'mel' [N] (`log_mel_features`), 'frames', 'index', 'speaker', 'track' [N], 'name' [N]
+  (its path, or index), 'audio' [N] (waveforms, if asked), 'viseme' [N, T] and 'words'
+  [(word, start, end)] per utterance (where the dataset has them)} of a split of
+  `config.data` in record order: all of it, or `probed_positions` of `limit`."""
+  source = pipeline.load_source(config.data, split)
+  kept = [utterance(source[int(i)], waveforms)
+          for i in probed_positions(source, limit, config.seed)]
+  data = {key: [u[key] for u in kept] for key in kept[0]}
+  data.update({key: np.array(data[key]) for key in ('frames', 'index', 'speaker', 'track')})
+  if 'viseme' in data:
+    data['viseme'] = np.stack(data['viseme'])
+  return data
+
+
+def check_lengths(data, crop_frames, name):
+  """ValueError naming the utterances shorter than a crop: none is dropped, so that the
+  scored trials stay the builder's."""
+  for split, d in data.items():
+    short = np.flatnonzero(d['frames'] < crop_frames)
+    if short.size:
+      examples = ', '.join(sorted(f'{d["name"][i]} ({d["frames"][i]} frames)' for i in short)[:3])
+      raise ValueError(
+          f'{name} {split}: {short.size} utterances are shorter than a {crop_frames}-frame '
+          f'crop ({crop_frames * ops.SAMPLES_PER_FRAME / ops.SAMPLE_RATE:g} s, '
+          f'config.crop_frames), e.g. {examples}; the suite drops none (the trials stay the '
+          "builder's): remove them from the copy (their trials are dropped) or set a "
+          'shorter crop')
+
+
 # ---- embeddings ----
-
-def heads_data(config):
-  """The `config.data` of the suite's avsynth heads preset."""
-  return ml_collections.ConfigDict(dict(name='avsynth', config=config.data.heads,
-                                        data_dir=config.data.data_dir))
-
-
-def load_split(config, split):
-  """{'audio', 'mel' [N] (waveform, `log_mel_features`), 'index', 'speaker', 'track' [N],
-  'viseme' [N, T], 'words' [(word, start, end)] per utterance} of a heads split, in
-  record order."""
-  source = pipeline.load_source(heads_data(config), split)
-  clips = [source[i] for i in range(len(source))]
-  return dict(
-      audio=[ops.to_float(c['audio']) for c in clips],
-      mel=[disentangle.log_mel_features(c['audio']) for c in clips],
-      index=np.array([c['index'] for c in clips]),
-      speaker=np.array([c['speaker'] for c in clips]),
-      track=np.array([c['track'] for c in clips]),
-      viseme=np.stack([c['viseme'] for c in clips]),
-      words=[list(zip(c['words'], c['word_start'], c['word_end'])) for c in clips])
-
 
 def crop_starts(num_steps, crop_frames, crops):
   """`crops` evenly spaced starts (in video frames) of crops inside `num_steps`."""
@@ -121,11 +206,12 @@ def crop_starts(num_steps, crop_frames, crops):
 
 
 def crops_of(mels, crop_frames, crops):
-  """[N, crops, 4 crop_frames, 40]: evenly spaced crops of each utterance's log-mel."""
+  """[N, crops, 4 crop_frames, 40]: evenly spaced crops of each utterance's log-mel
+  (utterances may differ in length)."""
   size = disentangle.MELS_PER_FRAME * crop_frames
-  num_steps = min(len(m) for m in mels) // disentangle.MELS_PER_FRAME
-  starts = disentangle.MELS_PER_FRAME * crop_starts(num_steps, crop_frames, crops)
-  return np.stack([[m[s:s + size] for s in starts] for m in mels])
+  starts = lambda m: disentangle.MELS_PER_FRAME * crop_starts(
+      len(m) // disentangle.MELS_PER_FRAME, crop_frames, crops)
+  return np.stack([[m[s:s + size] for s in starts(m)] for m in mels])
 
 
 def step_embeddings(encoder, params, inputs, batch_size):
@@ -146,13 +232,14 @@ def utterance_embeddings(encoder, params, crops, batch_size):
 
 
 def mfcc_embeddings(waveforms, crop_frames, crops):
-  """[N, 26]: the crop-averaged mean and standard deviation of 13 MFCCs over each crop."""
+  """[N, 26]: the crop-averaged mean and standard deviation of 13 MFCCs over each crop
+  (waveforms may differ in length)."""
   size = ops.SAMPLES_PER_FRAME * crop_frames
-  num_steps = min(len(w) for w in waveforms) // ops.SAMPLES_PER_FRAME
-  starts = ops.SAMPLES_PER_FRAME * crop_starts(num_steps, crop_frames, crops)
+  starts = lambda w: ops.SAMPLES_PER_FRAME * crop_starts(
+      len(w) // ops.SAMPLES_PER_FRAME, crop_frames, crops)
   stats = lambda m: np.concatenate([m.mean(0), m.std(0)])
   return verification.average_crops(np.stack([
-      [stats(ops.mfcc(w[s:s + size])) for s in starts] for w in waveforms]))
+      [stats(ops.mfcc(w[s:s + size])) for s in starts(w)] for w in waveforms]))
 
 
 # ---- scores ----
@@ -169,13 +256,24 @@ def trial_positions(rows, index):
   return labels, np.array([position[i] for i in a]), np.array([position[i] for i in b])
 
 
-def trials(config, index):
-  """The builder's test trial list as `trial_positions` of the test split's `index`."""
-  builder = pipeline.prepared_builder(heads_data(config))
+def builder_trials(config):
+  """(the trial rows of `config.data`'s builder, its full name, how many trials of its list
+  the build dropped), preparing it if needed; ValueError if it lists none."""
+  builder = pipeline.prepared_builder(config.data)
+  rows = builder.info.metadata.get('trials')
+  if not rows:
+    raise ValueError(f'dataset {builder.info.full_name} lists no verification trials '
+                     "(metadata['trials']); the speaker suite scores those of avsynth heads "
+                     'or voxceleb1/verification')
+  return rows, builder.info.full_name, builder.info.metadata.get('trials_dropped', 0)
+
+
+def trials(rows, index, name):
+  """`trial_positions` of the trial `rows` in the test split whose `index` is given."""
   try:
-    return trial_positions(builder.info.metadata['trials'], index)
+    return trial_positions(rows, index)
   except ValueError as e:
-    raise ValueError(f'{builder.info.full_name}: {e}') from e
+    raise ValueError(f'{name}: {e}') from e
 
 
 def first_session_mask(speakers, tracks):
@@ -212,31 +310,49 @@ def majority_accuracy(train_y, test_y):
   return float(np.mean(np.asarray(test_y) == classes[np.argmax(counts)]))
 
 
+def probe_splits(data):
+  """The splits the probes read: train and validation (speaker), and test where the data
+  has the viseme and word labels."""
+  return ('train', 'validation', 'test') if 'viseme' in data['train'] else ('train', 'validation')
+
+
 def probe_sets(steps, data, max_steps, seed):
   """{target: (train x, train y, test x, test y)} of one head's per-step embeddings
-  `steps` {split: [N, T, D]}: viseme (per step), word, speaker."""
-  rng = np.random.default_rng(seed)
-  train, test = steps['train'], steps['test']
-  flat = lambda x: x.reshape(-1, x.shape[-1])
-  visemes = data['train']['viseme'][:, :train.shape[1]].reshape(-1)
-  keep = np.flatnonzero(visemes >= 0)
-  keep = np.sort(rng.choice(keep, min(max_steps, len(keep)), replace=False))
-  test_visemes = data['test']['viseme'][:, :test.shape[1]].reshape(-1)
-  test_keep = test_visemes >= 0
-  return {
-      'viseme': (flat(train)[keep], visemes[keep], flat(test)[test_keep],
-                 test_visemes[test_keep]),
-      'word': word_features(train, data['train']['words'])
-              + word_features(test, data['test']['words']),
-      'speaker': (train.mean(axis=1), data['train']['speaker'],
-                  steps['validation'].mean(axis=1), data['validation']['speaker']),
-  }
+  `steps` {split: [N, T, D]}: viseme (per step) and word where the data has their labels,
+  and speaker."""
+  train = steps['train']
+  sets = {}
+  if 'viseme' in data['train']:
+    rng = np.random.default_rng(seed)
+    test = steps['test']
+    flat = lambda x: x.reshape(-1, x.shape[-1])
+    visemes = data['train']['viseme'][:, :train.shape[1]].reshape(-1)
+    keep = np.flatnonzero(visemes >= 0)
+    keep = np.sort(rng.choice(keep, min(max_steps, len(keep)), replace=False))
+    test_visemes = data['test']['viseme'][:, :test.shape[1]].reshape(-1)
+    test_keep = test_visemes >= 0
+    sets['viseme'] = (flat(train)[keep], visemes[keep], flat(test)[test_keep],
+                      test_visemes[test_keep])
+    sets['word'] = (word_features(train, data['train']['words'])
+                    + word_features(test, data['test']['words']))
+  sets['speaker'] = (train.mean(axis=1), data['train']['speaker'],
+                     steps['validation'].mean(axis=1), data['validation']['speaker'])
+  return sets
+
+
+def probe_inputs(data):
+  """{split: [N, 4 T, 40]}: the log-mel of each split in `data`, cut to the shortest
+  utterance's whole frames (real utterances vary; avsynth's are all of one length)."""
+  frames = min(len(m) for d in data.values() for m in d['mel']) // disentangle.MELS_PER_FRAME
+  size = disentangle.MELS_PER_FRAME * frames
+  return {split: np.stack([m[:size] for m in d['mel']]) for split, d in data.items()}
 
 
 def probe_rows(method, encoder, params, data, config):
   """Rows of each target probed from the identity and from the content head."""
-  per_split = {split: step_embeddings(encoder, params, np.stack(d['mel']), config.batch_size)
-               for split, d in data.items()}
+  inputs = probe_inputs({split: data[split] for split in probe_splits(data)})
+  per_split = {split: step_embeddings(encoder, params, x, config.batch_size)
+               for split, x in inputs.items()}
   rows = []
   for index, head in enumerate(('identity', 'content')):
     steps = {split: heads[index] for split, heads in per_split.items()}
@@ -248,7 +364,8 @@ def probe_rows(method, encoder, params, data, config):
 
 def chance_rows(data):
   """`chance` rows of each probe target: the most frequent fitted class."""
-  dummy = {split: np.zeros(d['viseme'].shape + (1,)) for split, d in data.items()}
+  dummy = {split: np.zeros((len(d['speaker']), d['viseme'].shape[1] if 'viseme' in d else 1, 1))
+           for split, d in data.items()}
   return [runs.row('chance', 'baseline', 'probe', f'{target}_from_{head}',
                    majority_accuracy(sets[1], sets[3]))
           for target, sets in probe_sets(dummy, data, 10**9, 0).items()
@@ -310,34 +427,60 @@ def plot_projection(embeddings, speakers, path):
 # ---- the suite ----
 
 def pretrain(config, variant, workdir):
-  """Trains (or resumes) configs/disentangle.py:variant=VARIANT in WORKDIR/pretrain/VARIANT
-  and exports it to WORKDIR/encoders/VARIANT; returns (method config, task, params)."""
+  """Trains (or resumes) configs/disentangle.py:variant=VARIANT on `config.pretrain_data`
+  in WORKDIR/pretrain/VARIANT and exports it to WORKDIR/encoders/VARIANT; returns
+  (method config, task, params)."""
   arg = ','.join(filter(None, (config.preset, f'variant={variant}')))
   suite = ml_collections.ConfigDict(dict(config.to_dict(), preset=arg))
-  method = runs.run_config(suite, 'disentangle', runs.avsynth(config.data.heads))
+  method = runs.run_config(suite, 'disentangle', config.pretrain_data)
   run_dir = os.path.join(workdir, 'pretrain', variant)
   task, params = runs.train_run(method, run_dir)
   checkpoint.export_encoders(run_dir, os.path.join(workdir, 'encoders', variant))
   return method, task, params
 
 
-def finetune(config, name, init, fraction, workdir):
-  """Trains (or resumes) configs/speaker.py on `fraction` of the labels, its encoder
-  from WORKDIR/encoders/INIT ('' = from scratch); returns (task, params)."""
-  method = runs.run_config(config, 'speaker', runs.avsynth(config.data.heads), {
+def finetune_config(config, init, fraction, workdir):
+  """configs/speaker.py on `config.data`, on `fraction` of its train split's labels, its
+  encoder from WORKDIR/encoders/INIT ('' = from scratch)."""
+  return runs.run_config(config, 'speaker', config.data, {
       'data.label_fraction': fraction,
       'speaker.init_from': os.path.join(workdir, 'encoders', init) if init else ''})
+
+
+def finetune(config, name, init, fraction, workdir):
+  """Trains (or resumes) `finetune_config` in WORKDIR/speaker/NAME_FRACTION; returns
+  (task, params)."""
+  method = finetune_config(config, init, fraction, workdir)
   return runs.train_run(method, os.path.join(workdir, 'speaker', f'{name}_{fraction:g}'))
 
 
-def _notes(config, steps):
-  return (f'avsynth/{config.data.heads}: disentangle {max(steps, default=0)} steps per '
-          "variant. Test speakers are unseen in training; verification scores the builder's "
-          f'trial list by cosine of {config.crops}-crop averaged embeddings '
-          f'({config.crop_frames} frames a crop); identification enrols each test speaker on '
-          'its first session. Probes: ridge classifiers on frozen embeddings (viseme, word: '
-          'train -> test split; speaker: train -> validation split); chance = the most '
-          'frequent class.')
+def _notes(config, steps, content_probes, trials_dropped):
+  data = runs.dataset_name(config.data)
+  pretraining = (f'disentangle pretrained on {runs.dataset_name(config.pretrain_data)}, '
+                 f'{max(steps)} steps per variant' if steps else 'no disentangle variant run')
+  dropped = (f' ({trials_dropped} trials of the list name files missing or broken, dropped '
+             'by the build)' if trials_dropped else '')
+  content = 'viseme, word: train -> test split; ' if content_probes else ''
+  skipped = '' if content_probes else (
+      f' No viseme or word probes: {data} has no per-frame viseme and word labels.')
+  return (f'Verified on {data}; {pretraining}; supervised runs on its train split. Test '
+          "speakers are unseen in training; verification scores the builder's trial list"
+          f'{dropped} by cosine of {config.crops}-crop averaged embeddings '
+          f'({config.crop_frames} frames a crop, spread over each utterance); identification '
+          'enrols each test speaker on its first session. Probes: ridge classifiers on frozen '
+          f'embeddings ({content}speaker: utterance means, cut to the shortest probed '
+          'utterance, train -> validation split, at most '
+          f'{config.max_probe_utterances} utterances each); chance = the most frequent '
+          f'class.{skipped}')
+
+
+def load_data(config):
+  """{split: `load_split`}: test whole, with waveforms; train and validation (the probes')
+  at most `max_probe_utterances` each."""
+  limit = config.max_probe_utterances
+  return {'train': load_split(config, 'train', limit=limit),
+          'validation': load_split(config, 'validation', limit=limit),
+          'test': load_split(config, 'test', waveforms=True)}
 
 
 def run(config, workdir):
@@ -345,10 +488,13 @@ def run(config, workdir):
   unknown = set(config.methods) - set(VARIANTS)
   if unknown:
     raise ValueError(f'unknown disentangle variants {sorted(unknown)}; known: {VARIANTS}')
+  check_datasets(config)
+  trial_rows, dataset, trials_dropped = builder_trials(config)
+  data = load_data(config)
+  check_lengths(data, config.crop_frames, dataset)
   os.makedirs(workdir, exist_ok=True)
-  data = {split: load_split(config, split) for split in ('train', 'validation', 'test')}
   test = data['test']
-  trial_list = trials(config, test['index'])
+  trial_list = trials(trial_rows, test['index'], dataset)
   test_crops = crops_of(test['mel'], config.crop_frames, config.crops)
   rows, curves, projected, steps = chance_rows(data), {}, {}, []
 
@@ -370,7 +516,8 @@ def run(config, workdir):
     if projected:
       plot_projection(projected, test['speaker'], os.path.join(workdir, 'projection.png'))
     results.write(workdir, rows, reference=dict(snr_db=None, label_fraction=1.0),
-                  title='Speaker suite', notes=_notes(config, steps), by_task=True,
+                  title='Speaker suite', by_task=True,
+                  notes=_notes(config, steps, 'viseme' in test, trials_dropped),
                   images=[n for n, c in (('det.png', curves), ('projection.png', projected)) if c])
 
   new, scores = verification_rows(
@@ -378,6 +525,7 @@ def run(config, workdir):
       test, trial_list)
   rows.extend(new)
   curves['mfcc'] = (scores, trial_list[0])
+  write()
   for variant in config.methods:
     method, task, params = pretrain(config, variant, workdir)
     steps.append(method.total_steps)

@@ -1,6 +1,16 @@
-"""The speech suite: audio features probed on avsynth talking heads.
+"""The speech suite: audio features probed on talking heads (avsynth) or real speech.
 
   python -m avjax.evaluate --suite=speech --workdir=DIR [--preset=tiny]
+  python -m avjax.evaluate --suite=speech --workdir=DIR --data=crema_d_av/audio \
+      --manual_dir=/data/crema-d [--pretrain_data=lrw --pretrain_manual_dir=/data/lrw]
+
+Data: the probes' dataset is `config.data` (--data, --manual_dir; default
+avsynth/heads), pretrained methods train on `config.pretrain_data`
+(--pretrain_data, --pretrain_manual_dir; default avsynth/heads, heads_tiny in
+`tiny`), through `runs.run_config`. Clips of real datasets vary in length: a
+split's waveforms are zero-padded to its longest clip (clips longer than
+`config.max_clip_frames`, when set, are cropped to it), and each example reads
+its own clip's frames only.
 
 Methods (`config.methods`, or --methods):
 * `mfcc`, `logmel`: hand-crafted features (frozen; log-mel is off by default);
@@ -10,18 +20,25 @@ Methods (`config.methods`, or --methods):
   DIR/pretrain/NAME, its `audio_encoder` exported to DIR/encoders/NAME, then
   probed frozen and (if in `config.finetune`) fine-tuned.
 
-Tasks: `word` (each word's frames, word_start..word_end, classified among the
-vocabulary; accuracy), `emotion` (per clip; accuracy and UAR), `affect`
-(per-frame arousal and valence; CCC over all test frames, rows `arousal`
-and `valence`). Each head trains on a class-stratified `label_fraction` of the
-train split (stratified by word, or by emotion for clip tasks; nested
-subsets), is selected on the whole clean validation split, and is scored on
-the test split's unseen speakers, clean and with white Gaussian noise at each
-of `config.snrs_db` (noise on test audio only, so each head trains once per
-method, task and fraction). Fine-tuning, which costs far more, runs for
-`config.finetune` methods on `config.finetune_tasks` x
+Tasks, each where the dataset has its labels: `word` (each word's frames,
+word_start..word_end, classified among the vocabulary; accuracy; avsynth,
+LRW), `emotion` (per clip; accuracy and UAR; avsynth, CREMA-D, RAVDESS),
+`affect` (per-frame arousal and valence; CCC over all test frames, rows
+`arousal` and `valence`; avsynth). Class counts are the dataset's
+(`pipeline.class_names`; avsynth's vocabulary for its words). `config.tasks`
+() runs every task the dataset has; `config.finetune_tasks` () fine-tunes
+on emotion where it runs, else on the first task that runs. A task named in
+either that the dataset lacks is a ValueError, raised before any work.
+
+Each head trains on a class-stratified `label_fraction` of the train split
+(stratified by word, or by emotion for clip tasks; nested subsets), is
+selected on the whole clean validation split, and is scored on the test
+split's unseen speakers, clean and with white Gaussian noise at each of
+`config.snrs_db` (noise on test audio only, over each clip's own samples, so
+each head trains once per method, task and fraction). Fine-tuning, which
+costs far more, runs for `config.finetune` methods on the fine-tuned tasks x
 `config.finetune_fractions` only (default: supervised, recon and multitask on
-emotion at every fraction).
+emotion at every fraction, on avsynth).
 """
 
 import dataclasses
@@ -35,7 +52,6 @@ import numpy as np
 from absl import logging
 
 from avjax import checkpoint
-from avjax import config_lib
 from avjax import tasks
 from avjax import train
 from avjax.data import ops
@@ -45,15 +61,17 @@ from avjax.evaluate import features
 from avjax.evaluate import metrics
 from avjax.evaluate import probe
 from avjax.evaluate import results
+from avjax.evaluate import runs
 
 RANDOM, SUPERVISED = 'random', 'supervised'
-# name: (probe kind, number of outputs).
+# name: (probe kind, the features its labels come from).
 TASKS = {
-    'word': ('classify', len(synth_heads.VOCABULARY)),
-    'emotion': ('classify', len(synth_heads.EMOTIONS)),
-    'affect': ('regress', 2),
+    'word': ('classify', ('words', 'word_start', 'word_end')),
+    'emotion': ('classify', ('emotion',)),
+    'affect': ('regress', ('arousal', 'valence')),
 }
 PRESETS = ('default', 'tiny')
+_SPF = ops.SAMPLES_PER_FRAME
 
 
 def get_config(preset='default'):
@@ -63,16 +81,18 @@ def get_config(preset='default'):
     raise ValueError(f'unknown preset {preset!r}; known: {PRESETS}')
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.data = dict(name='avsynth', config='heads', data_dir='')
+  config.data = dict(name='avsynth', config='heads', data_dir='', manual_dir='')  # Probed.
+  config.pretrain_data = runs.avsynth('heads')  # What pretrained methods train on.
   # Also known: 'logmel'; any configs/NAME.py whose task has an `audio_encoder`.
   config.methods = ('mfcc', RANDOM, SUPERVISED, 'recon', 'aot', 'odd', 'multitask')
   config.finetune = (SUPERVISED, 'recon', 'multitask')  # Fine-tuned as well as frozen.
-  config.tasks = tuple(TASKS)
+  config.tasks = ()  # (): every task the dataset has labels for.
   config.label_fractions = (0.01, 0.1, 1.0)
   config.min_examples = 8  # The smallest labelled subset.
   config.snrs_db = (20.0, 10.0, 5.0, 0.0)  # Besides clean.
-  config.finetune_tasks = ('emotion',)
+  config.finetune_tasks = ()  # (): emotion where it runs, else the first task that runs.
   config.finetune_fractions = (0.01, 0.1, 1.0)
+  config.max_clip_frames = 0  # Longer clips are cropped to it; 0: none are.
   config.encoder_config = 'recon'  # The shape of `random` and `supervised`.
   config.configs_dir = ''  # '' = the repository's configs/.
   config.pretrain = dict(
@@ -84,7 +104,7 @@ def get_config(preset='default'):
                                eval_every=50, patience=2, learning_rate=1e-3,
                                encoder_learning_rate=3e-4)
   if preset == 'tiny':
-    config.data.config = 'heads_tiny'
+    config.data.config = config.pretrain_data.config = 'heads_tiny'
     config.methods = ('mfcc', SUPERVISED, 'recon')
     config.finetune = (SUPERVISED, 'recon')
     config.label_fractions = (0.25, 1.0)
@@ -98,35 +118,113 @@ def get_config(preset='default'):
   return config
 
 
-def load_clips(data_config, split):
-  """A split's waveforms and speech labels, as numpy arrays (words ragged)."""
+def dataset_tasks(data_config):
+  """The tasks whose labels the dataset has, in TASKS order (known before it is prepared)."""
+  names = set(pipeline.unprepared_builder(data_config).info.features)
+  return tuple(task for task, (_, needs) in TASKS.items() if set(needs) <= names)
+
+
+def resolve_tasks(config, available):
+  """(frozen tasks, fine-tuned tasks) on a dataset that has the tasks `available`.
+
+  `config.tasks` () is every task in `available`; `config.finetune_tasks` ()
+  is emotion where it runs, else the first task that runs. A named task the
+  dataset lacks raises ValueError.
+  """
+  unknown = (set(config.tasks) | set(config.finetune_tasks)) - set(TASKS)
+  if unknown:
+    raise ValueError(f'unknown speech tasks {sorted(unknown)}; known: {sorted(TASKS)}')
+  name = runs.dataset_name(config.data)
+  if not available:
+    raise ValueError(f'dataset {name} has the labels of no speech task (' + '; '.join(
+        f'{t}: {", ".join(needs)}' for t, (_, needs) in TASKS.items()) + ')')
+  for task in (*config.tasks, *config.finetune_tasks):
+    if task not in available:
+      raise ValueError(f'speech task {task!r} needs the features {list(TASKS[task][1])}, which '
+                       f'dataset {name} lacks; its tasks: {list(available)}')
+  frozen = tuple(config.tasks) or available
+  finetune = tuple(config.finetune_tasks) or ('emotion' if 'emotion' in frozen else frozen[0],)
+  return frozen, finetune
+
+
+def num_outputs(data_config, task):
+  """How many classes (or regressed values) `task` has on the dataset."""
+  if task == 'affect':
+    return 2
+  if task == 'word' and data_config.name == 'avsynth':
+    return len(synth_heads.VOCABULARY)  # Its words are ids into its vocabulary.
+  return len(pipeline.class_names(data_config, task))
+
+
+def _pad(arrays, size):
+  """[N, size, ...]: each array, zero-padded to `size` along its first axis."""
+  out = np.zeros((len(arrays), size) + arrays[0].shape[1:], arrays[0].dtype)
+  for row, a in zip(out, arrays):
+    row[:len(a)] = a
+  return out
+
+
+def _clip(example, max_frames):
+  """An example's float waveform, cut to whole frames (at most `max_frames`, if set),
+  and its speech labels within them."""
+  audio = ops.to_float(example['audio'])
+  frames = len(audio) // _SPF
+  frames = min(frames, max_frames) if max_frames else frames
+  clip = dict(waveform=audio[:frames * _SPF])
+  if 'emotion' in example:
+    clip['emotion'] = example['emotion']
+  if 'arousal' in example:
+    clip['affect'] = np.stack([example['arousal'], example['valence']], -1)[:frames]
+  if 'words' in example:
+    keep = np.asarray(example['word_start']) < frames
+    clip.update(words=np.asarray(example['words'])[keep],
+                word_start=np.asarray(example['word_start'])[keep],
+                word_end=np.minimum(np.asarray(example['word_end'])[keep], frames))
+  return clip
+
+
+def load_clips(data_config, split, max_frames=0):
+  """A split's waveforms [N, S] (zero-padded to its longest clip), their `length` [N] in
+  frames, and the speech labels it has, as numpy arrays (words ragged, per-frame affect
+  padded as the waveforms). Clips are cut to `max_frames` frames when it is set."""
   source = pipeline.load_source(data_config, split)
-  clips = [source[i] for i in range(len(source))]
-  return dict(
-      waveform=np.stack([ops.to_float(c['audio']) for c in clips]),
-      emotion=np.array([c['emotion'] for c in clips], np.int32),
-      affect=np.stack([np.stack([c['arousal'], c['valence']], -1) for c in clips]),
-      words=[np.asarray(c['words']) for c in clips],
-      word_start=[np.asarray(c['word_start']) for c in clips],
-      word_end=[np.asarray(c['word_end']) for c in clips])
+  clips = [_clip(source[i], max_frames) for i in range(len(source))]
+  if not clips:
+    raise ValueError(f'the {split} split of dataset {runs.dataset_name(data_config)} is empty')
+  length = np.array([len(c['waveform']) // _SPF for c in clips], np.int32)
+  num_frames = int(length.max())
+  out = dict(waveform=_pad([c['waveform'] for c in clips], num_frames * _SPF), length=length)
+  if 'emotion' in clips[0]:
+    out['emotion'] = np.array([c['emotion'] for c in clips], np.int32)
+  if 'affect' in clips[0]:
+    out['affect'] = _pad([c['affect'] for c in clips], num_frames)
+  if 'words' in clips[0]:
+    out.update({k: [c[k] for c in clips] for k in ('words', 'word_start', 'word_end')})
+  return out
 
 
-def word_examples(clips, num_frames, max_frames):
+def max_word_frames(clips):
+  """The longest word's frames over the splits' `clips` ({split: load_clips(...)})."""
+  return max(int(np.max(e - s)) for c in clips.values()
+             for s, e in zip(c['word_start'], c['word_end']) if len(s))
+
+
+def word_examples(clips, max_frames):
   """One example per spoken word: its frames word_start..word_end (at most max_frames)."""
   rows = [(i, s, e, w) for i, ws in enumerate(clips['words'])
           for w, s, e in zip(ws, clips['word_start'][i], clips['word_end'][i])]
   clip, start, end, word = (np.array(col, np.int32) for col in zip(*rows))
-  index = np.minimum(start[:, None] + np.arange(max_frames, dtype=np.int32), num_frames - 1)
+  last = clips['length'][clip][:, None] - 1
+  index = np.minimum(start[:, None] + np.arange(max_frames, dtype=np.int32), last)
   length = np.clip(end - start, 1, max_frames).astype(np.int32)
   return probe.Examples(clip, index, length, word)
 
 
-def task_examples(task, clips, max_word_frames):
-  num_clips, num_frames = clips['affect'].shape[:2]
+def task_examples(task, clips, max_word):
+  """`task`'s examples of a split's clips (`max_word`: frames read per word)."""
   if task == 'word':
-    return word_examples(clips, num_frames, max_word_frames)
-  target = clips['emotion'] if task == 'emotion' else clips['affect']
-  return probe.whole_clips(num_clips, num_frames, target)
+    return word_examples(clips, max_word)
+  return probe.whole_clips(clips['length'], clips['emotion' if task == 'emotion' else 'affect'])
 
 
 def strata(task, examples, clips):
@@ -148,15 +246,15 @@ def measure(task, predictions, examples):
 
 
 def method_config(config, name):
-  """configs/NAME.py's config under the suite's preset, data and step count."""
+  """configs/NAME.py's config under the suite's pretraining preset and step count, on
+  `config.pretrain_data` (`runs.run_config`)."""
+  suite = ml_collections.ConfigDict(dict(
+      preset=config.pretrain.preset, total_steps=config.pretrain.total_steps.to_dict(),
+      configs_dir=config.configs_dir, data=dict(data_dir=config.data.data_dir)))
   try:
-    method = config_lib.load(name, config.pretrain.preset or None, config.configs_dir)
+    return runs.run_config(suite, name, config.pretrain_data)
   except ValueError as e:
     raise ValueError(f'method {name!r} has no usable pretraining config: {e}') from e
-  method.data.config = config.data.config
-  method.data.data_dir = config.data.data_dir
-  method.total_steps = config.pretrain.total_steps.get(name, method.total_steps)
-  return method
 
 
 def pretrain(config, name, workdir):
@@ -206,21 +304,24 @@ class _Suite:
 
   def __init__(self, config):
     self.config = config
-    self.clips = {s: load_clips(config.data, s) for s in ('train', 'validation', 'test')}
-    max_word = max(int(np.max(e - s)) for c in self.clips.values()
-                   for s, e in zip(c['word_start'], c['word_end']) if len(s))
+    self.clips = {s: load_clips(config.data, s, config.max_clip_frames)
+                  for s in ('train', 'validation', 'test')}
+    task_names = set(config.tasks) | set(config.finetune_tasks)
+    max_word = max_word_frames(self.clips) if 'word' in task_names else 0
     self.examples = {t: {s: task_examples(t, c, max_word) for s, c in self.clips.items()}
-                     for t in set(config.tasks) | set(config.finetune_tasks)}
+                     for t in task_names}
+    self.num_outputs = {t: num_outputs(config.data, t) for t in task_names}
     self.snrs = (None,) + tuple(config.snrs_db)
+    test = self.clips['test']
     self.test_waveforms = {snr: features.with_white_noise(
-        self.clips['test']['waveform'], snr, config.seed) for snr in self.snrs}
+        test['waveform'], snr, config.seed, test['length'] * _SPF) for snr in self.snrs}
     self.rows = []
     self._probes = {}
 
   def _probe(self, task, width, module):
     key = (task, width, _describe(module))
     if key not in self._probes:
-      kind, num_outputs = TASKS[task]
+      kind, num_outputs = TASKS[task][0], self.num_outputs[task]
       if module is None:
         self._probes[key] = probe.Probe(kind, num_outputs, self.config.probe)
       else:
@@ -270,7 +371,8 @@ def _frozen_inputs(suite, method, module, params):
     extract = lambda w: features.encode(features_fn, params, features.windows(module, w))
   train_x, val_x = extract(clips['train']['waveform']), extract(clips['validation']['waveform'])
   test_x = {snr: extract(w) for snr, w in suite.test_waveforms.items()}
-  train_x, val_x, *test = features.standardize(train_x, val_x, *test_x.values())
+  train_x, val_x, *test = features.standardize(train_x, val_x, *test_x.values(),
+                                               lengths=clips['train']['length'])
   return {'train': train_x, 'validation': val_x, 'test': dict(zip(test_x, test))}
 
 
@@ -282,38 +384,53 @@ def _finetune_inputs(suite, module):
           'test': {snr: features.windows(module, w) for snr, w in suite.test_waveforms.items()}}
 
 
+def pretrained_methods(config):
+  """The methods that pretrain a configs/NAME.py, in `config.methods` order."""
+  return [m for m in config.methods if m not in (RANDOM, SUPERVISED, *features.HANDCRAFTED)]
+
+
 def _check_methods(config):
-  """Raises ValueError on a grid the suite cannot run, before any work."""
+  """Raises ValueError on a grid of methods the suite cannot run, before any work."""
   finetune = set(config.finetune) & set(config.methods)
   frozen_only = finetune & {RANDOM, *features.HANDCRAFTED}
   if frozen_only:
     raise ValueError(f'cannot fine-tune {sorted(frozen_only)}: `{SUPERVISED}` is the '
                      'fine-tuned random encoder')
-  unknown = (set(config.tasks) | set(config.finetune_tasks)) - set(TASKS)
-  if unknown:
-    raise ValueError(f'unknown speech tasks {sorted(unknown)}; known: {sorted(TASKS)}')
-  for name in config.methods:
-    if name not in (RANDOM, SUPERVISED, *features.HANDCRAFTED):
-      method_config(config, name)
+  for name in pretrained_methods(config):
+    method_config(config, name)
+
+
+def with_tasks(config):
+  """A copy of `config` with its tasks and fine-tuned tasks named (`resolve_tasks` on the
+  dataset's); ValueError where the dataset lacks one."""
+  frozen, finetune = resolve_tasks(config, dataset_tasks(config.data))
+  config = config.copy_and_resolve_references()
+  config.tasks, config.finetune_tasks = frozen, finetune
+  return config
 
 
 def _notes(config):
   """What results.md states about how its numbers were measured."""
-  return (f'avsynth/{config.data.config}. Each BGRU probe ({config.probe.hidden} units per '
-          'direction) trains on a class-stratified fraction of the train split (at most '
-          f'{config.probe.steps} steps frozen, {config.finetune_probe.steps} fine-tuning), '
-          "is selected on the clean validation split and scored on the test split's unseen "
-          'speakers; white Gaussian noise is added to test audio only. Fine-tuning covers '
-          f'{", ".join(config.finetune_tasks)} only.')
+  pretrained = pretrained_methods(config)
+  pretraining = (f'; {", ".join(pretrained)} pretrained on {runs.dataset_name(config.pretrain_data)}'
+                 if pretrained else '')
+  cropped = f', cropped at {config.max_clip_frames} frames' if config.max_clip_frames else ''
+  return (f'Probed on {runs.dataset_name(config.data)}{pretraining}. Clips are zero-padded to the '
+          f"split's longest{cropped}; each example reads its own frames. Each BGRU probe "
+          f'({config.probe.hidden} units per direction) trains on a class-stratified fraction '
+          f'of the train split (at most {config.probe.steps} steps frozen, '
+          f'{config.finetune_probe.steps} fine-tuning), is selected on the clean validation '
+          "split and scored on the test split's unseen speakers; white Gaussian noise is added "
+          f'to test audio only. Fine-tuning covers {", ".join(config.finetune_tasks)} only.')
 
 
 def run(config, workdir):
   """Runs the suite; writes WORKDIR/results.{json,md} and plots; returns the rows."""
+  config = with_tasks(config)
   _check_methods(config)
   os.makedirs(workdir, exist_ok=True)
-  for name in config.methods:
-    if name not in (RANDOM, SUPERVISED, *features.HANDCRAFTED):
-      pretrain(config, name, workdir)
+  for name in pretrained_methods(config):
+    pretrain(config, name, workdir)
   suite = _Suite(config)
   for method in config.methods:
     module = params = None

@@ -1,23 +1,39 @@
-"""The sync suite: Owens & Efros's multisensory network and its applications on avsynth.
+"""The sync suite: Owens & Efros's multisensory network and its applications.
 
   python -m avjax.evaluate --suite=sync --workdir=DIR [--preset=tiny]
+  python -m avjax.evaluate --suite=sync --workdir=DIR --data=ucf101_av --manual_dir=UCF \
+      --pretrain_data=video_folder --pretrain_manual_dir=VIDEOS --methods=action,separation
+
+Datasets: the sync network trains on `config.pretrain_data` (--pretrain_data;
+default avsynth scenes); the pretext score, localisation and action read the
+test split of `config.data` (--data; default avsynth scenes); separation mixes
+the talking heads of `config.separation_data` (avsynth heads, whatever --data).
 
 1. pretext: configs/sync.py trained in DIR/pretrain/sync and exported to
    DIR/encoders/sync; aligned-vs-shifted accuracy on one random window per
-   test clip (chance 0.5), and pair accuracy (aligned scored above shifted).
+   test clip of `data` (chance 0.5), and pair accuracy (aligned scored above
+   shifted).
 2. localisation: on the middle window of each test scene, the class
    activation map of the aligned audio (trained, and a random network as a
    control) against `source_mask`, beside a centre prior and motion energy:
    pointing accuracy, pixel AUC and per-frame AUC on the frames the network
-   sees; overlay GIFs and localisation.png.
-3. action: configs/action.py fine-tuned from the sync export (`sync`) and
-   from scratch (`scratch`) on class-stratified `label_fractions` of the train split;
+   sees; overlay GIFs and localisation.png. Only avsynth scenes have source
+   masks: on any other `data` the suite stops before any work.
+3. action: configs/action.py on `data` (its `action` labels and their
+   classes), fine-tuned from the sync export (`sync`) and from scratch
+   (`scratch`) on class-stratified `label_fractions` of the train split;
    accuracy on one random window per test clip.
 4. separation: configs/separation.py on talking-head mixtures, audio-only
    `pit`, `onoff` from scratch and `onoff_sync` from the sync export, and the
    mixture itself as the estimate; BSS Eval SDR, SIR, SAR and SI-SDR of the
    on-screen voice (PIT heads in their better order: oracle assignment);
    example WAVs.
+
+Real clips vary in length: a test clip shorter than a method's window (the
+pretext's: the window and its smallest shift, `sync.min_clip_frames`) is left
+out of its score, and so is a silent one (UCF-101's `has_audio`) from the
+pretext and separation scores; results.md says how many. Training clips are
+not checked: a train or validation clip shorter than the window stops training.
 
 `config.methods` (--methods) picks the applications; the pretext always runs.
 """
@@ -38,6 +54,7 @@ from avjax.evaluate import bss
 from avjax.evaluate import localization
 from avjax.evaluate import results
 from avjax.evaluate import runs
+from avjax.tasks import action as action_task
 from avjax.tasks import sync as sync_task
 
 APPLICATIONS = ('localisation', 'action', 'separation')
@@ -51,7 +68,9 @@ def get_config(preset='default'):
     raise ValueError(f'unknown preset {preset!r}; known: {PRESETS}')
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.data = dict(data_dir='', scenes='scenes', heads='heads')
+  config.data = dict(name='avsynth', config='scenes', data_dir='', manual_dir='')
+  config.pretrain_data = dict(name='avsynth', config='scenes', manual_dir='')
+  config.separation_data = dict(name='avsynth', config='heads', manual_dir='')
   config.methods = APPLICATIONS
   config.configs_dir = ''  # '' = the repository's configs/.
   config.preset = ''  # The argument of each configs/NAME.py.
@@ -60,13 +79,75 @@ def get_config(preset='default'):
   config.batch_size = 16  # Of the test-split passes.
   config.num_examples = 4  # Overlay GIFs and separated WAVs written.
   if preset == 'tiny':
-    config.data.update(scenes='scenes_tiny', heads='heads_tiny')
+    config.data.config = config.pretrain_data.config = 'scenes_tiny'
+    config.separation_data.config = 'heads_tiny'
     config.preset = 'tiny'
     config.total_steps = dict(sync=2, action=2, separation=2)
     config.label_fractions = (0.5,)  # One run each of sync and scratch: the subset path.
     config.batch_size = 4
     config.num_examples = 2
   return config
+
+
+# ---- datasets and clips ----
+
+def dataset_label(data):
+  """'NAME/CONFIG' of a dataset's `data`, CONFIG its builder's default if none is named."""
+  return f'{data.name}/{pipeline.unprepared_builder(data).builder_config.name}'
+
+
+def check_methods(config):
+  """Raises ValueError, before any work, on an unknown application or one that
+  `config.data` cannot score."""
+  unknown = set(config.methods) - set(APPLICATIONS)
+  if unknown:
+    raise ValueError(f'unknown sync applications {sorted(unknown)}; known: {APPLICATIONS}')
+  # Loading a method's config checks its dataset: known, with the features the task needs.
+  runs.run_config(config, 'sync', config.pretrain_data)
+  runs.run_config(config, 'sync', config.data)
+  if 'action' in config.methods:
+    runs.run_config(config, 'action', config.data)
+  if ('localisation' in config.methods
+      and 'source_mask' not in pipeline.unprepared_builder(config.data).info.features):
+    raise ValueError(
+        f'localisation scores class activation maps against `source_mask`, which dataset '
+        f'{dataset_label(config.data)} does not have (avsynth scenes do); leave it out '
+        '(--methods=action,separation)')
+
+
+def clip_frames(example):
+  """The whole frames a clip has of both video and audio."""
+  return min(len(example['video']), len(example['audio']) // ops.SAMPLES_PER_FRAME)
+
+
+def usable(min_frames, audible=False):
+  """A `keep` of `runs.split_examples`: clips of at least `min_frames` frames and, if
+  `audible`, with an audio track (`has_audio`, where a dataset has it)."""
+  return lambda example: (clip_frames(example) >= min_frames
+                          and (not audible or bool(example.get('has_audio', True))))
+
+
+def scored_examples(method, task, min_frames, audible=False):
+  """(The test split's usable examples, (clips left out, clips, why)); logs what it left out."""
+  examples, left_out = runs.split_examples(method, task, keep=usable(min_frames, audible))
+  why = f'{"silent or " if audible else ""}shorter than {min_frames} frames'
+  if left_out:
+    logging.warning('%s: left out %d of %d test clips of %s (%s)', method.task, left_out,
+                    left_out + len(examples), dataset_label(method.data), why)
+  if not examples:
+    raise ValueError(f'{method.task}: none of the {left_out} test clips of '
+                     f'{dataset_label(method.data)} can be scored ({why})')
+  return examples, (left_out, left_out + len(examples), why)
+
+
+def pretext_rows(config, method, task, params):
+  """(Rows of the pretext accuracy and pair accuracy on `method`'s test split, left out)."""
+  examples, left_out = scored_examples(
+      method, task, sync_task.min_clip_frames(method.sync.window_frames, method.sync.min_shift),
+      audible=True)
+  pretext = runs.mean_metrics(task.evaluate, params, runs.batches(examples, config.batch_size))
+  return [runs.row('sync', 'frozen', 'pretext', k, pretext[k])
+          for k in ('accuracy', 'pair_accuracy')], left_out
 
 
 # ---- localisation ----
@@ -135,18 +216,26 @@ def write_overlays(directory, frames, masks, maps, count, fps, scale=3):
 
 # ---- action recognition ----
 
-def action_rows(config, workdir, sync_export):
-  """Test accuracy of action recognition from sync and from scratch, per label fraction."""
+def action_test(config):
+  """(The test batches of every action run, left out): one random window of each clip
+  of `config.data` long enough for it."""
+  method = runs.run_config(config, 'action', config.data)
+  examples, left_out = scored_examples(method, action_task.Action(method),
+                                       method.action.window_frames)
+  return runs.batches(examples, config.batch_size), left_out
+
+
+def action_rows(config, workdir, sync_export, test):
+  """Test accuracy on the batches `test` of action recognition from sync and from
+  scratch, per label fraction."""
   rows = []
   for fraction in config.label_fractions:
-    subset = runs.run_config(config, 'action', runs.avsynth(config.data.scenes),
-                             {'data.label_fraction': fraction})
+    subset = runs.run_config(config, 'action', config.data, {'data.label_fraction': fraction})
     num_train = len(pipeline.train_source(subset.data, subset.seed))  # What each run trains on.
     for name, init in (('sync', sync_export), ('scratch', '')):
-      method = runs.run_config(config, 'action', runs.avsynth(config.data.scenes), {
+      method = runs.run_config(config, 'action', config.data, {
           'action.init_sync': init, 'data.label_fraction': fraction})
       task, params = runs.train_run(method, os.path.join(workdir, 'action', f'{name}_{fraction:g}'))
-      test = runs.batches(runs.split_examples(method, task), config.batch_size)
       accuracy = runs.mean_metrics(task.evaluate, params, test)['accuracy']
       rows.append(runs.row(name, 'finetune', 'action', 'accuracy', accuracy, fraction,
                       num_train_examples=num_train))
@@ -171,19 +260,22 @@ def bss_rows(method, estimates, references):
 
 
 def separation_rows(config, workdir, sync_export):
-  """Rows of each separation method and of the mixture itself; writes example WAVs."""
+  """(Rows of each separation method and of the mixture itself, left out); writes
+  example WAVs."""
   methods = (('pit', {'separation.mode': 'pit'}),
              ('onoff', {'separation.mode': 'onoff'}),
              ('onoff_sync', {'separation.mode': 'onoff', 'separation.init_sync': sync_export}))
   wav_dir = os.path.join(workdir, 'separation')
   os.makedirs(wav_dir, exist_ok=True)
-  rows = []
+  rows, left_out = [], None
   for name, overrides in methods:
-    method = runs.run_config(config, 'separation', runs.avsynth(config.data.heads), overrides)
+    method = runs.run_config(config, 'separation', config.separation_data, overrides)
     task, params = runs.train_run(method, os.path.join(workdir, 'separation', name))
+    examples, left_out = scored_examples(method, task, method.separation.window_frames,
+                                         audible=True)
     separate = jax.jit(task.separate)
     outputs = [jax.device_get(separate(params, b))
-               for b in runs.batches(runs.split_examples(method, task), config.batch_size)]
+               for b in runs.batches(examples, config.batch_size)]
     estimates, references, mixture = (np.concatenate(x) for x in zip(*outputs))
     if not rows:  # The mixtures are the same for every method.
       rows += bss_rows('mixture', np.stack([mixture, mixture], 1), references)
@@ -192,7 +284,7 @@ def separation_rows(config, workdir, sync_export):
       write_wavs(wav_dir, 'off_screen', references[:, 1], config.num_examples)
     rows += bss_rows(name, estimates, references)
     write_wavs(wav_dir, f'{name}_on_screen', estimates[:, 0], config.num_examples)
-  return rows
+  return rows, left_out
 
 
 def write_wavs(directory, name, audio, count):
@@ -205,40 +297,53 @@ def write_wavs(directory, name, audio, count):
 
 # ---- the suite ----
 
-def _notes(config, sync_method):
-  return (f'avsynth/{config.data.scenes} (pretext, localisation, action) and '
-          f'avsynth/{config.data.heads} (separation). sync: {sync_method.total_steps} steps of '
-          f'batch {sync_method.batch_size}; pretext accuracy has chance 0.5. Localisation scores '
-          'the middle window of each test scene on the frames the network sees. '
-          'PIT heads are assigned to on/off-screen by the better permutation (oracle).')
+def _notes(config, sync_method, left_out):
+  """results.md's notes: the datasets, the sync run, what the scores mean, and the test
+  clips left out of each score."""
+  on_data = [m for m in ('pretext', 'localisation', 'action')
+             if m == 'pretext' or m in config.methods]
+  notes = [f'Sync network pretrained on {dataset_label(config.pretrain_data)} '
+           f'({sync_method.total_steps} steps of batch {sync_method.batch_size}); '
+           f'{", ".join(on_data)} tested on {dataset_label(config.data)}']
+  if 'separation' in config.methods:
+    notes[0] += f'; separation on {dataset_label(config.separation_data)}'
+  notes.append('Pretext accuracy has chance 0.5')
+  if 'localisation' in config.methods:
+    notes.append('Localisation scores the middle window of each test scene on the frames '
+                 'the network sees')
+  if 'separation' in config.methods:
+    notes.append('PIT heads are assigned to on/off-screen by the better permutation (oracle)')
+  notes += [f'Left out of {task}: {n} of {total} test clips ({why})'
+            for task, (n, total, why) in left_out.items() if n]
+  return '. '.join(notes) + '.'
 
 
 def run(config, workdir):
   """Runs the suite; writes WORKDIR/results.{json,md}, plots and examples; returns the rows."""
-  unknown = set(config.methods) - set(APPLICATIONS)
-  if unknown:
-    raise ValueError(f'unknown sync applications {sorted(unknown)}; known: {APPLICATIONS}')
+  check_methods(config)
+  sync_method = runs.run_config(config, 'sync', config.pretrain_data)
+  data_method = runs.run_config(config, 'sync', config.data)  # Its test split is scored.
+  pipeline.prepared_builder(data_method.data)  # A missing copy stops before the pretraining.
   os.makedirs(workdir, exist_ok=True)
-  sync_method = runs.run_config(config, 'sync', runs.avsynth(config.data.scenes))
   sync_dir = os.path.join(workdir, 'pretrain', 'sync')
   task, params = runs.train_run(sync_method, sync_dir)
   sync_export = os.path.join(workdir, 'encoders', 'sync')
   checkpoint.export_encoders(sync_dir, sync_export)
-  test = runs.batches(runs.split_examples(sync_method, task), config.batch_size)
-  pretext = runs.mean_metrics(task.evaluate, params, test)
-  rows = [runs.row('sync', 'frozen', 'pretext', k, pretext[k])
-          for k in ('accuracy', 'pair_accuracy')]
+  left_out = {}
+  rows, left_out['pretext'] = pretext_rows(config, data_method, task, params)
   write = lambda: results.write(workdir, rows, reference=dict(snr_db=None, label_fraction=1.0),
-                                title='Sync suite', notes=_notes(config, sync_method),
+                                title='Sync suite', notes=_notes(config, sync_method, left_out),
                                 by_task=True)
   write()
   if 'localisation' in config.methods:
-    rows += localisation_rows(config, sync_method, task, params['sync_net'], workdir)
+    rows += localisation_rows(config, data_method, task, params['sync_net'], workdir)
     write()
   if 'action' in config.methods:
-    rows += action_rows(config, workdir, sync_export)
+    test, left_out['action'] = action_test(config)
+    rows += action_rows(config, workdir, sync_export, test)
     write()
   if 'separation' in config.methods:
-    rows += separation_rows(config, workdir, sync_export)
+    separation, left_out['separation'] = separation_rows(config, workdir, sync_export)
+    rows += separation
     write()
   return rows

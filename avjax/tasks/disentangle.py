@@ -105,13 +105,16 @@ def log_mel_features(audio):
 
 
 def draw_windows(num_frames, window_frames, identity_frames, rng):
-  """(start, face_start): a window [start, start + window_frames), uniform over the clip,
-  and a face window of `identity_frames` frames uniform among the starts that do not
+  """(start, face_start): a window [start, start + window_frames), uniform over the starts
+  that leave room for a face window beside it, and a face window of `identity_frames` frames uniform among the starts that do not
   overlap it. Raises ValueError when the clip is shorter than both windows."""
   if num_frames < window_frames + identity_frames:
     raise ValueError(f'a clip of {num_frames} frames cannot hold a window of {window_frames} '
                      f'frames and a separate face window of {identity_frames}')
-  start = int(rng.integers(0, num_frames - window_frames + 1))
+  starts = np.arange(num_frames - window_frames + 1)  # Those that leave a face window.
+  starts = starts[(starts >= identity_frames)
+                  | (starts + window_frames + identity_frames <= num_frames)]
+  start = int(starts[rng.integers(0, len(starts))])
   others = np.concatenate([np.arange(0, start - identity_frames + 1),
                            np.arange(start + window_frames, num_frames - identity_frames + 1)])
   return start, int(rng.choice(others))

@@ -43,6 +43,13 @@ def video_input(frames, frame_stride, frame_downsample):
   return to_float_image(frames)
 
 
+def min_clip_frames(window_frames, min_shift, samples_per_frame=ops.SAMPLES_PER_FRAME):
+  """The fewest whole frames (of video and of audio) a clip needs for `draw_windows`:
+  the window and its smallest shift."""
+  low = int(np.ceil(min_shift * window_frames * samples_per_frame))
+  return window_frames + -(-low // samples_per_frame)
+
+
 def draw_windows(num_frames, num_samples, window_frames, min_shift, max_shift, rng,
                  samples_per_frame=ops.SAMPLES_PER_FRAME):
   """Draws (start frame, shift in samples) for an aligned and a shifted audio window.
