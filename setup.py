@@ -26,10 +26,12 @@ setuptools.setup(
         'soundfile',
         'tensorboardX',
         'tensorflow-datasets>=4.9.7',
+        'threadpoolctl',  # One BLAS thread in each Grain worker.
         'tqdm',
     ],
     extras_require={
         'beam': ['apache-beam'],  # Preparing a real dataset on a Beam runner (README).
-        'test': ['mir_eval<0.9', 'pytest', 'pytest-xdist', 'scikit-learn'],
+        'test': ['ipykernel', 'mir_eval<0.9', 'nbclient', 'nbformat', 'pytest', 'pytest-xdist',
+                 'scikit-learn'],
     },
 )

@@ -2,7 +2,8 @@
 
 A run's checkpoints live in `WORKDIR/checkpoints/STEP/{state,data}`: the train
 state and the Grain iterator state, saved together so that a restart resumes
-at the exact data position.
+at the exact data position. A workdir or export dir may be a bucket path
+(`gs://...`, through `etils.epath`; gcsfs installed) as well as a local one.
 """
 
 import json
@@ -13,9 +14,16 @@ import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 CHECKPOINT_DIR = 'checkpoints'
 CONFIG_FILE = 'config.json'
+
+
+def as_path(directory):
+  """`directory` as an `epath.Path`: a bucket path as it is, a local one made absolute."""
+  directory = epath.Path(directory)
+  return directory if directory.is_absolute() else epath.Path(os.path.abspath(directory))
 
 
 def make_manager(workdir, keep=2, async_save=True):
@@ -23,7 +31,7 @@ def make_manager(workdir, keep=2, async_save=True):
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
   return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR), options=options,
+      as_path(workdir) / CHECKPOINT_DIR, options=options,
       item_handlers={'state': ocp.StandardCheckpointHandler(),
                      'data': grain.checkpoint.CheckpointHandler()})
 
@@ -71,23 +79,21 @@ def restore_params(workdir):
   manager = make_manager(workdir, async_save=False)
   step = manager.latest_step()
   if step is None:
-    raise FileNotFoundError(f'no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}')
-  state_dir = os.path.join(manager.directory, str(step), 'state')
+    raise FileNotFoundError(f'no checkpoint in {manager.directory}')
+  state_dir = manager.directory / str(step) / 'state'
   state = ocp.StandardCheckpointer().restore(state_dir)
   return jax.device_get(state['params'])
 
 
 def save_config(config, workdir):
-  with open(os.path.join(workdir, CONFIG_FILE), 'w') as f:
-    f.write(config.to_json_best_effort(indent=2))
+  (as_path(workdir) / CONFIG_FILE).write_text(config.to_json_best_effort(indent=2))
 
 
 def load_config(directory):
-  path = os.path.join(directory, CONFIG_FILE)
-  if not os.path.exists(path):
+  config_file = as_path(directory) / CONFIG_FILE
+  if not config_file.exists():
     raise FileNotFoundError(f'no {CONFIG_FILE} in {directory}: not an avjax workdir or export')
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  return ml_collections.ConfigDict(json.loads(config_file.read_text()))
 
 
 def export_encoders(workdir, out_dir):
@@ -98,13 +104,13 @@ def export_encoders(workdir, out_dir):
   params = restore_params(workdir)
   names = []
   for name, (_, input_key) in task.encoders().items():
-    path = os.path.abspath(os.path.join(out_dir, name))
-    os.makedirs(path, exist_ok=True)
+    encoder_dir = as_path(out_dir) / name
+    encoder_dir.mkdir(parents=True, exist_ok=True)
     with ocp.StandardCheckpointer() as checkpointer:  # Closing waits for the write.
-      checkpointer.save(os.path.join(path, 'params'), params[name], force=True)
+      checkpointer.save(encoder_dir / 'params', params[name], force=True)
     export_config = ml_collections.ConfigDict(config.to_dict())
     export_config.export = dict(name=name, input_key=input_key)
-    save_config(export_config, path)
+    save_config(export_config, encoder_dir)
     names.append(name)
   return names
 
@@ -117,10 +123,10 @@ def load_encoder(directory, name='audio_encoder'):
   or a tuple of them where that key is a tuple (an encoder of several inputs).
   """
   from avjax import tasks
-  path = os.path.abspath(os.path.join(directory, name))
-  config = load_config(path)
+  encoder_dir = as_path(directory) / name
+  config = load_config(encoder_dir)
   module, input_key = tasks.TASKS[config.task](config).encoders()[name]
-  params = ocp.StandardCheckpointer().restore(os.path.join(path, 'params'))
+  params = ocp.StandardCheckpointer().restore(encoder_dir / 'params')
 
   def apply(params, inputs):
     inputs = tuple(inputs) if isinstance(input_key, tuple) else (inputs,)

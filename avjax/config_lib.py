@@ -39,6 +39,7 @@ def trainer_defaults():
   config = ml_collections.ConfigDict()
   config.seed = 0
   config.batch_size = 32  # Global, split over all devices and hosts.
+  config.per_device_batch_size = 0  # > 0: the global batch is this times the devices.
   config.total_steps = 1000
   config.log_every = 50
   config.eval_every = 500
@@ -46,7 +47,14 @@ def trainer_defaults():
   config.checkpoint_every = 500
   config.keep_checkpoints = 2
   config.init_from = ''  # Another run's workdir to start from.
-  config.dtype = 'float32'  # Compute dtype; parameters stay float32.
+  # Compute dtype of convolutions and matmuls ('bfloat16' on GPUs and TPUs); parameters,
+  # optimizer state, losses and metrics stay float32.
+  config.dtype = 'float32'
+  # Rematerialise each task's largest blocks (models' `remat`): the backward pass
+  # recomputes their activations instead of storing them, about 1/3 more compute.
+  config.remat = False
+  # Device mesh: both axes split the batch; `fsdp` also splits each parameter and its
+  # optimizer state (parallel.fsdp_spec); data=-1 takes the devices fsdp leaves.
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))
   config.optimizer = ml_collections.ConfigDict(dict(
       name='adamw', learning_rate=1e-3, warmup_steps=100, schedule='cosine',
@@ -98,6 +106,24 @@ def make_tiny(config, data_config):
   config.data.num_workers = 0
   config.update(batch_size=8, total_steps=6, log_every=2, eval_every=3, eval_batches=1,
                 checkpoint_every=3)
+
+
+def make_accel(config, per_device_batch_size, remat):
+  """The trainer side of every `accel` preset: sized for one 80 GB GPU per device.
+
+  bfloat16 compute (parameters, optimizer state, loss and metrics stay
+  float32); `remat` where the activations of `per_device_batch_size` examples
+  would not fit otherwise; the global batch is that times the mesh's devices.
+  The mesh is data-parallel (`data=-1, fsdp=1`): every model here, with its
+  Adam state, fits one device many times over. `--config.mesh.fsdp=N` splits
+  parameters and optimizer state over N devices, worth it only for widths whose
+  state approaches a device's memory. Grain workers for a 16-32-core host; fast steps
+  log every 100 and evaluate and checkpoint every 2000.
+  """
+  config.update(dtype='bfloat16', remat=remat, per_device_batch_size=per_device_batch_size,
+                log_every=100, eval_every=2000, checkpoint_every=2000)
+  config.mesh.update(data=-1, fsdp=1)
+  config.data.update(num_workers=16, prefetch_buffer=8)
 
 
 def configs_dir():

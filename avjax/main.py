@@ -17,13 +17,12 @@ from avjax import metric_writers
 from avjax import parallel
 from avjax import train
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a configs/*.py file.',
-                                          lock_config=True)
+CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a configs/*.py file.',
+                                         lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and metrics.')
-flags.mark_flags_as_required(['config', 'workdir'])
 
 
-def _parse_flags(argv):
+def parse_flags(argv):
   """absl's flag parsing, with a one-line error for an unknown --config.KEY or a
   configs/*.py that refuses its argument (`configs/disentangle.py:data=lrw`)."""
   try:
@@ -43,7 +42,8 @@ def _parse_flags(argv):
              f'{e.args[0]}'.replace('\n', '; '))
 
 
-def main(argv):
+def start(argv):
+  """What an entry point does first: no stray arguments, multi-host init, JAX flags."""
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(metric_writers.quiet_orbax)
@@ -51,12 +51,22 @@ def main(argv):
   jax.config.update('jax_threefry_partitionable', True)
   logging.info('process %d of %d; devices: %s', jax.process_index(), jax.process_count(),
                jax.devices())
+
+
+def exit_on_error(fn, *args):
+  """`fn(*args)`; a ValueError, OSError or FloatingPointError exits with one line."""
   try:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    return fn(*args)
   except (ValueError, OSError, FloatingPointError) as e:
     logging.debug('traceback of the error below', exc_info=True)  # --verbosity=1
     sys.exit(f'avjax: error: {e}')
 
 
+def main(argv):
+  start(argv)
+  exit_on_error(train.train_and_evaluate, CONFIG.value, _WORKDIR.value)
+
+
 if __name__ == '__main__':
-  app.run(main, flags_parser=_parse_flags)
+  flags.mark_flags_as_required(['config', 'workdir'])  # Here: avjax.bench imports CONFIG.
+  app.run(main, flags_parser=parse_flags)

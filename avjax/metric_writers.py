@@ -1,12 +1,16 @@
-"""Metrics as JSON lines and TensorBoard events, and the progress line."""
+"""Metrics as JSON lines and TensorBoard events, and the progress line.
+
+The workdir may be a bucket path (`gs://...`: etils.epath over gcsfs for the
+JSON lines and images, google-cloud-storage for tensorboardX's events).
+"""
 
 import json
 import logging as std_logging
-import os
 import time
 
 import numpy as np
 from absl import logging
+from etils import epath
 
 
 class MetricWriter:
@@ -14,9 +18,9 @@ class MetricWriter:
 
   def __init__(self, workdir):
     from tensorboardX import SummaryWriter  # Imported here: only process 0 writes.
-    self._workdir = workdir
-    self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
-    self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+    self._workdir = epath.Path(workdir)
+    self._jsonl = _open_to_append(self._workdir / 'metrics.jsonl')
+    self._tb = SummaryWriter(str(self._workdir / 'tensorboard'))
 
   def scalars(self, step, metrics):
     metrics = {k: float(v) for k, v in metrics.items()}
@@ -28,12 +32,36 @@ class MetricWriter:
 
   def image(self, step, name, image):
     import imageio.v3 as iio
-    iio.imwrite(os.path.join(self._workdir, f'{name}_{step:07d}.png'), image)
+    png = iio.imwrite('<bytes>', np.asarray(image), extension='.png')
+    (self._workdir / f'{name}_{step:07d}.png').write_bytes(png)
     self._tb.add_image(name, np.asarray(image), step, dataformats='HWC')
 
   def close(self):
     self._jsonl.close()
     self._tb.close()
+
+
+class _ObjectAppender:
+  """Appends text to an object in a bucket, which has no append: keeps the text (what
+  an earlier run wrote first) and rewrites the object whole at each flush."""
+
+  def __init__(self, path):
+    self._path = path
+    self._text = path.read_text() if path.exists() else ''
+
+  def write(self, text):
+    self._text += text
+
+  def flush(self):
+    self._path.write_text(self._text)
+
+  def close(self):
+    pass
+
+
+def _open_to_append(path):
+  """A local text file opened to append, or an `_ObjectAppender` on a bucket path."""
+  return _ObjectAppender(path) if '://' in str(path) else open(path, 'a')
 
 
 class NullWriter:

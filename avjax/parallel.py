@@ -12,14 +12,35 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 BATCH_AXES = ('data', 'fsdp')
-_COORDINATOR_ENV = ('JAX_COORDINATOR_ADDRESS', 'COORDINATOR_ADDRESS', 'SLURM_JOB_ID',
-                    'TPU_WORKER_HOSTNAMES', 'OMPI_COMM_WORLD_SIZE')
+# Set by a launcher (launch/tpu.py, launch/slurm.py: AVJAX_DISTRIBUTED=1) or a cluster; jax
+# then finds the coordinator, process count and id itself (jax/_src/clusters/).
+_CLUSTER_ENV = ('AVJAX_DISTRIBUTED', 'JAX_COORDINATOR_ADDRESS', 'TPU_WORKER_HOSTNAMES',
+                'OMPI_COMM_WORLD_SIZE')
+# Set by launch/local.py (or by hand); jax reads JAX_COORDINATOR_ADDRESS but not the other two.
+_EXPLICIT_ENV = ('JAX_COORDINATOR_ADDRESS', 'JAX_NUM_PROCESSES', 'JAX_PROCESS_ID')
 
 
-def maybe_initialize_distributed():
-  """Calls `jax.distributed.initialize()` when the environment names a cluster."""
-  if any(os.environ.get(k) for k in _COORDINATOR_ENV):
-    jax.distributed.initialize()
+def distributed_args(environ):
+  """The arguments of `jax.distributed.initialize` that `environ` asks for, or None
+  for a single-process run (no launcher or cluster variable set)."""
+  if environ.get('JAX_NUM_PROCESSES'):
+    missing = [k for k in _EXPLICIT_ENV if not environ.get(k)]
+    if missing:
+      raise ValueError(f'JAX_NUM_PROCESSES is set but {missing} are not')
+    return dict(coordinator_address=environ['JAX_COORDINATOR_ADDRESS'],
+                num_processes=int(environ['JAX_NUM_PROCESSES']),
+                process_id=int(environ['JAX_PROCESS_ID']),
+                cluster_detection_method='deactivate')
+  if any(environ.get(k) for k in _CLUSTER_ENV):
+    return {}
+  return None
+
+
+def maybe_initialize_distributed(environ=os.environ):
+  """Calls `jax.distributed.initialize` when `environ` names a multi-process run."""
+  args = distributed_args(environ)
+  if args is not None:
+    jax.distributed.initialize(**args)
 
 
 def make_mesh(mesh_config, devices=None):
@@ -59,6 +80,13 @@ def state_shardings(mesh, abstract_state):
   fsdp_size = mesh.shape['fsdp']
   return jax.tree.map(
       lambda x: NamedSharding(mesh, fsdp_spec(x.shape, fsdp_size)), abstract_state)
+
+
+def global_batch_size(config, mesh):
+  """`config.batch_size`, or `per_device_batch_size` times the mesh's devices when set."""
+  if config.get('per_device_batch_size', 0) > 0:
+    return config.per_device_batch_size * mesh.size
+  return config.batch_size
 
 
 def per_host_batch_size(global_batch_size):

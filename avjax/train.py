@@ -2,19 +2,20 @@
 
   train_and_evaluate(config, workdir)
 
-builds the task named by `config.task`, a ('data', 'fsdp') mesh, parameters
-born sharded, and runs `train_step` with donated state. It evaluates every
+builds (`build(config)`, which `avjax.bench` shares) the task named by
+`config.task`, a ('data', 'fsdp') mesh, parameters born sharded and a jitted
+`train_step`, and runs it with donated state. It evaluates every
 `eval_every` steps, writes metrics (JSON lines, TensorBoard) and a progress
 line, and checkpoints state and data position together every
 `checkpoint_every` steps; a restart in the same workdir resumes from there,
 and SIGTERM saves before exiting.
 """
 
+import dataclasses
 import functools
-import os
 import signal
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import flax
 import jax
@@ -89,13 +90,16 @@ def check_finite(step_metrics):
 
 
 def _check_workdir(workdir):
+  """Raises PermissionError unless `workdir` (local or a bucket) can be written; each
+  process writes its own probe file, as processes share the workdir."""
+  path = checkpoint.as_path(workdir)
+  probe = path / f'.write_test_{jax.process_index()}'
   try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, '.write_test')
-    open(probe, 'w').close()
-    os.remove(probe)
+    path.mkdir(parents=True, exist_ok=True)
+    probe.write_text('')
+    probe.unlink()
   except OSError as e:
-    raise PermissionError(f'workdir {workdir} cannot be written: {e.strerror}') from e
+    raise PermissionError(f'workdir {workdir} cannot be written: {e.strerror or e}') from e
 
 
 def _make_task(config):
@@ -104,19 +108,26 @@ def _make_task(config):
   return tasks.TASKS[config.task](config)
 
 
+def eval_batch_size(batch_size, host_examples, local_devices):
+  """The per-host evaluation batch: the training one, or when this host's share of the
+  split is smaller (a large accelerator batch), the most of it the devices divide."""
+  return min(batch_size, host_examples // local_devices * local_devices)
+
+
 class _Evaluator:
   """Averages `task.evaluate` over the first `num_batches` validation batches,
   plus the linear probe of `config.probe` (see `avjax.evaluate.linear_probe`)."""
 
   def __init__(self, config, task, mesh, batch_size):
     source = pipeline.load_source(config.data, config.data.eval_split)
+    host_examples = len(source) // jax.process_count()
+    batch_size = eval_batch_size(batch_size, host_examples, mesh.size // jax.process_count())
+    if batch_size == 0:
+      raise ValueError(f'the {config.data.eval_split} split has {len(source)} examples, fewer '
+                       f'than one a device; set --config.data.eval_split')
     ds = pipeline.eval_dataset(source, task.preprocess, batch_size, config.seed,
                                jax.process_index(), jax.process_count())
     num_batches = min(config.eval_batches, len(ds))
-    if num_batches == 0:
-      raise ValueError(f'the {config.data.eval_split} split has {len(source)} examples, fewer '
-                       f'than one batch of {batch_size} a host; set --config.batch_size or '
-                       '--config.data.eval_split')
     self._local = [ds[i] for i in range(num_batches)]
     self._global = [parallel.to_global(b, mesh) for b in self._local]
     self._task = task
@@ -136,14 +147,31 @@ class _Evaluator:
     return self._task.visualize(params, self._local[0])
 
 
-def train_and_evaluate(config, workdir):
-  """Trains `config.task` in `workdir`, resuming from its latest checkpoint."""
-  _check_workdir(workdir)
-  is_chief = jax.process_index() == 0
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """What `build` makes of a config: all that a training loop or a benchmark runs."""
+  task: Any
+  mesh: jax.sharding.Mesh
+  batch_size: int  # Global.
+  local_batch: int  # This host's share.
+  train_iter: Any  # This host's batches: a checkpointable iterator.
+  schedule: Any  # The learning rate by step.
+  first_batch: Any  # The train set's first batch as global arrays: the init's input.
+  shardings: Any  # Of the TrainState.
+  abstract_state: Any  # TrainState of ShapeDtypeStructs that carry `shardings`.
+  init: Callable[[], TrainState]  # The sharded init: a fresh state, born sharded.
+  step_fn: Any  # Jitted `train_step(state, batch, rng)`, state donated.
+  train_rng: jax.Array
+
+
+def build(config):
+  """The task, mesh, batch sizes, train iterator, optimizer, shardings, sharded
+  init and jitted step of `config`; neither the init nor the step is run here."""
   task = _make_task(config)
   mesh = parallel.make_mesh(config.mesh)
-  parallel.check_batch_size(config.batch_size, mesh)
-  local_batch = parallel.per_host_batch_size(config.batch_size)
+  batch_size = parallel.global_batch_size(config, mesh)
+  parallel.check_batch_size(batch_size, mesh)
+  local_batch = parallel.per_host_batch_size(batch_size)
   logging.info('mesh %s over %d devices, %d hosts', dict(mesh.shape), mesh.size,
                jax.process_count())
 
@@ -157,38 +185,51 @@ def train_and_evaluate(config, workdir):
 
   # Parameters are born sharded: shapes first, then shardings, then a jitted init.
   init_fn = functools.partial(init_state, task=task, tx=tx)
-  init_batch = parallel.to_global(train_ds[0], mesh)
-  abstract = jax.eval_shape(init_fn, init_rng, init_batch)
+  first_batch = parallel.to_global(train_ds[0], mesh)
+  abstract = jax.eval_shape(init_fn, init_rng, first_batch)
   shardings = parallel.state_shardings(mesh, abstract)
   abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                           abstract, shardings)
-
-  manager = checkpoint.make_manager(workdir, config.keep_checkpoints)
-  if manager.latest_step() is not None:
-    state = checkpoint.restore(manager, abstract, train_iter)
-    logging.info('resumed from %s at step %d', manager.directory, int(state.step))
-  else:
-    state = jax.jit(init_fn, out_shardings=shardings)(init_rng, init_batch)
-    if config.init_from:
-      params = checkpoint.restore_params(config.init_from)
-      state = state.replace(params=jax.device_put(params, shardings.params))
-      logging.info('initialised parameters from %s', config.init_from)
-  if is_chief:  # Only once the workdir's checkpoint (if any) is known to match.
-    checkpoint.save_config(config, workdir)
-
   step_fn = jax.jit(
       functools.partial(train_step, task=task, tx=tx),
       in_shardings=(shardings, parallel.batch_sharding(mesh), None),
       out_shardings=(shardings, None), donate_argnums=0)
-  evaluator = _Evaluator(config, task, mesh, local_batch)
+  return Setup(
+      task=task, mesh=mesh, batch_size=batch_size, local_batch=local_batch,
+      train_iter=train_iter, schedule=schedule, first_batch=first_batch,
+      shardings=shardings, abstract_state=abstract,
+      init=functools.partial(jax.jit(init_fn, out_shardings=shardings), init_rng, first_batch),
+      step_fn=step_fn, train_rng=train_rng)
+
+
+def train_and_evaluate(config, workdir):
+  """Trains `config.task` in `workdir`, resuming from its latest checkpoint."""
+  _check_workdir(workdir)
+  is_chief = jax.process_index() == 0
+  setup = build(config)
+
+  manager = checkpoint.make_manager(workdir, config.keep_checkpoints)
+  if manager.latest_step() is not None:
+    state = checkpoint.restore(manager, setup.abstract_state, setup.train_iter)
+    logging.info('resumed from %s at step %d', manager.directory, int(state.step))
+  else:
+    state = setup.init()
+    if config.init_from:
+      params = checkpoint.restore_params(config.init_from)
+      state = state.replace(params=jax.device_put(params, setup.shardings.params))
+      logging.info('initialised parameters from %s', config.init_from)
+  if is_chief:  # Only once the workdir's checkpoint (if any) is known to match.
+    checkpoint.save_config(config, workdir)
+
+  evaluator = _Evaluator(config, setup.task, setup.mesh, setup.local_batch)
   writer = metric_writers.MetricWriter(workdir) if is_chief else metric_writers.NullWriter()
   step = int(state.step)
-  progress = metric_writers.Progress(step, config.total_steps, config.batch_size)
+  progress = metric_writers.Progress(step, config.total_steps, setup.batch_size)
   stop = _sigterm_event()
   pending = []
   while step < config.total_steps and not stop.is_set():
-    batch = parallel.to_global(next(train_iter), mesh)
-    state, metrics = step_fn(state, batch, train_rng)
+    batch = parallel.to_global(next(setup.train_iter), setup.mesh)
+    state, metrics = setup.step_fn(state, batch, setup.train_rng)
     step += 1
     pending.append((step, metrics))
     last = step == config.total_steps or stop.is_set()
@@ -197,7 +238,7 @@ def train_and_evaluate(config, workdir):
       pending = jax.device_get(pending)
       check_finite(pending)
       means = {k: np.mean([m[k] for _, m in pending]) for k in pending[-1][1]}
-      writer.scalars(step, {**means, 'learning_rate': schedule(step - 1),
+      writer.scalars(step, {**means, 'learning_rate': setup.schedule(step - 1),
                             **progress.report(step)})
       pending = []
     if last or step % config.eval_every == 0:
@@ -208,7 +249,7 @@ def train_and_evaluate(config, workdir):
       if image is not None:
         writer.image(step, 'samples', image)
     if must_save:
-      checkpoint.save(manager, step, state, train_iter)
+      checkpoint.save(manager, step, state, setup.train_iter)
   manager.wait_until_finished()
   writer.close()
   if stop.is_set():

@@ -3,6 +3,7 @@ r"""action: recognise the sounding object's type in avsynth scenes with the sync
   python -m avjax.main --config=configs/action.py --workdir=/tmp/action
   python -m avjax.main --config=configs/action.py:tiny --workdir=/tmp/action_tiny
   python -m avjax.main --config=configs/action.py:paper --workdir=gs://bucket/action
+  python -m avjax.main --config=configs/action.py:accel --workdir=/tmp/action_accel
 
 Fine-tuned from a pretrained sync network (Owens & Efros 2018's action recognition):
 
@@ -28,8 +29,9 @@ from configs import sync
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False, paper=False, data='avsynth')
-  sync_config = sync.get_config(','.join(p for p in ('paper', 'tiny') if arg[p]) or None)
+  arg = config_lib.parse_arg(arg, tiny=False, paper=False, accel=False, data='avsynth')
+  sync_config = sync.get_config(
+      ','.join(p for p in ('paper', 'accel', 'tiny') if arg[p]) or None)
   config = config_lib.trainer_defaults()
   config.task = 'action'
   config.data.config = 'scenes'
@@ -58,13 +60,15 @@ def get_config(arg=None):
   ))
   # ---- end of model and task blocks ----
 
-  if arg.paper:
+  if arg.paper or arg.accel:
     # Batch size and steps assumed for an accelerator; the optimizer is sync's
     # default Adam (Owens's fine-tuning schedule is not reproduced).
     config.batch_size = 64
     config.total_steps = 20_000
     config.eval_every = config.checkpoint_every = 1000
     config.optimizer.update(learning_rate=1e-3, warmup_steps=500)
+  if arg.accel:  # configs/sync.py's accel network, one audio track a video.
+    config_lib.make_accel(config, per_device_batch_size=256, remat=False)
   if arg.tiny:
     config_lib.make_tiny(config, 'scenes_tiny')
     config.action.window_frames = 20  # 0.8 s of a 2 s clip, as sync's tiny preset.

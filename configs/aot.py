@@ -2,9 +2,11 @@ r"""aot: Arrow of Time, is the audio played forwards or backwards?
 
   python -m avjax.main --config=configs/aot.py --workdir=/tmp/aot
   python -m avjax.main --config=configs/aot.py:tiny --workdir=/tmp/aot_tiny
+  python -m avjax.main --config=configs/aot.py:accel --workdir=/tmp/aot_accel
 
 The audio encoder is recon's (`config.model.audio` comes from configs/recon.py),
-so the exported `audio_encoder`s of the two are interchangeable.
+so the exported `audio_encoder`s of the two are interchangeable; `accel` takes
+recon's accel encoder.
 """
 
 import ml_collections
@@ -14,7 +16,7 @@ from configs import recon
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False, data='avsynth')
+  arg = config_lib.parse_arg(arg, tiny=False, accel=False, data='avsynth')
   config = config_lib.trainer_defaults()
   config.task = 'aot'
   config.data.config = 'heads'
@@ -32,9 +34,12 @@ def get_config(arg=None):
       hidden=128,     # Width of the head's hidden layer.
   ))
   config.model = ml_collections.ConfigDict(dict(
-      audio=recon.get_config('tiny' if arg.tiny else None).model.audio))
+      audio=recon.get_config(f'tiny={arg.tiny},accel={arg.accel}').model.audio))
   # ---- end of model and task blocks ----
 
+  if arg.accel:
+    config.total_steps = 20_000
+    config_lib.make_accel(config, per_device_batch_size=2048, remat=False)
   if arg.tiny:
     config_lib.make_tiny(config, 'heads_tiny')
     config.aot.num_frames = 8

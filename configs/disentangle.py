@@ -4,6 +4,7 @@ r"""disentangle: speaker and content embeddings from faces and voices, without l
   python -m avjax.main --config=configs/disentangle.py:variant=identity --workdir=/tmp/dis_id
   python -m avjax.main --config=configs/disentangle.py:tiny --workdir=/tmp/disentangle_tiny
   python -m avjax.main --config=configs/disentangle.py:paper --workdir=gs://bucket/disentangle
+  python -m avjax.main --config=configs/disentangle.py:accel --workdir=/tmp/disentangle_accel
 
 Nagrani, Chung, Albanie & Zisserman (2020) on avsynth talking heads
 (avjax/tasks/disentangle.py). `variant` picks the losses, all on the same
@@ -11,7 +12,9 @@ shared trunks: `content` (multi-way sync only), `identity` (cross-track
 face-voice matching only), `both`, or `disentangle` (both plus the confusion
 losses; the default). The exported `speaker_encoder` takes
 `disentangle.log_mel_features` frames [B, 4 T, 40] and gives identity
-embeddings per step (time-average them to verify speakers).
+embeddings per step (time-average them to verify speakers). `accel`: the
+`paper` model with its 96-wide first convs at 128, bf16, on one 80 GB GPU per
+device (`config_lib.make_accel`).
 """
 
 import ml_collections
@@ -28,8 +31,8 @@ VARIANTS = {
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False, paper=False, variant='disentangle',
-                              data='avsynth')
+  arg = config_lib.parse_arg(arg, tiny=False, paper=False, accel=False,
+                              variant='disentangle', data='avsynth')
   if arg.variant not in VARIANTS:
     raise ValueError(f'unknown variant {arg.variant!r}; known: {sorted(VARIANTS)}')
   config = config_lib.trainer_defaults()
@@ -72,7 +75,7 @@ def get_config(arg=None):
   ))
   # ---- end of model and task blocks ----
 
-  if arg.paper:
+  if arg.paper or arg.accel:
     # The public trainer (joonson/syncnet_trainer): widths, 1024-d two-layer heads,
     # SGD momentum 0.9, weight decay 1e-5, lr 1e-3 (it decays x0.95 per epoch; cosine
     # here). Batch size, steps and window length assumed for an accelerator.
@@ -85,6 +88,12 @@ def get_config(arg=None):
     config.model.audio.features = (96, 256, 384, 256, 256, 512)
     config.model.face.update(features=(96, 256, 256, 256, 256, 512), pool=True)
     config.model.update(embedding=1024, head_hidden=512)
+  if arg.accel:
+    config.model.audio.features = (128, 256, 384, 256, 256, 512)  # Multiples of 128.
+    config.model.face.features = (128, 256, 256, 256, 256, 512)
+    # 256 clips (the identity loss's negatives) keep too much for the backward pass
+    # without remat (`python -m avjax.bench --config=configs/disentangle.py:accel --trace_only`).
+    config_lib.make_accel(config, per_device_batch_size=256, remat=True)
   if arg.tiny:
     config_lib.make_tiny(config, 'heads_tiny')
     config.disentangle.update(window_frames=10, frame_downsample=2)  # 1 s clips of 32x32.

@@ -3,6 +3,10 @@ r"""recon: reconstruct a talking face from one still frame and the audio.
   python -m avjax.main --config=configs/recon.py --workdir=/tmp/recon
   python -m avjax.main --config=configs/recon.py:tiny --workdir=/tmp/recon_tiny
   python -m avjax.main --config=configs/recon.py:paper --workdir=gs://bucket/recon
+  python -m avjax.main --config=configs/recon.py:accel --workdir=/tmp/recon_accel
+
+`accel`: the `paper` model at tensor-core widths, bf16, on one 80 GB GPU per
+device (`config_lib.make_accel`); `accel,data=lrw` on a real dataset.
 """
 
 import ml_collections
@@ -11,7 +15,7 @@ from avjax import config_lib
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False, paper=False, data='avsynth')
+  arg = config_lib.parse_arg(arg, tiny=False, paper=False, accel=False, data='avsynth')
   config = config_lib.trainer_defaults()
   config.task = 'recon'
   config.data.config = 'heads'
@@ -48,7 +52,7 @@ def get_config(arg=None):
   ))
   # ---- end of model and task blocks ----
 
-  if arg.paper:
+  if arg.paper or arg.accel:
     config.batch_size = 256
     config.total_steps = 100_000
     config.eval_every = config.checkpoint_every = 5000
@@ -59,6 +63,16 @@ def get_config(arg=None):
     config.model.audio.update(conv_features=(64, 128, 256, 512), gru_features=256)
     config.model.identity.features = (64, 128, 256, 512, 512)
     config.model.decoder.features = (512, 256, 128, 64, 32)
+  if arg.accel:
+    # Every width a multiple of 128 (tensor-core tiles; the paper's thin 32-64 levels
+    # are memory-bound), the GRU included.
+    config.model.audio.update(conv_features=(128, 256, 512, 512), gru_features=512)
+    config.model.identity.features = (128, 256, 512, 512, 512)
+    config.model.decoder.features = (512, 512, 256, 128, 128)
+    # 512 clips of avsynth's 32-pixel face crops fit without remat; a real dataset's
+    # whole frames (64 pixels at its default s64) need it (`python -m avjax.bench
+    # --config=configs/recon.py:accel,data=lrw --trace_only` sizes them).
+    config_lib.make_accel(config, per_device_batch_size=512, remat=arg.data != 'avsynth')
   if arg.tiny:
     config_lib.make_tiny(config, 'heads_tiny')
     config.recon.update(num_frames=5, face_crop=0)  # heads_tiny frames are 32x32.

@@ -5,6 +5,7 @@ r"""separation: split a mixture of two talkers into the on-screen and the off-sc
   python -m avjax.main --config=configs/separation.py --workdir=/tmp/separation_pit \
       --config.separation.mode=pit
   python -m avjax.main --config=configs/separation.py:paper --workdir=gs://bucket/separation
+  python -m avjax.main --config=configs/separation.py:accel --workdir=/tmp/separation_accel
 
 From a pretrained sync network (Owens & Efros 2018's full model):
 
@@ -24,8 +25,9 @@ from configs import sync
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False, paper=False, data='avsynth')
-  sync_config = sync.get_config(','.join(p for p in ('paper', 'tiny') if arg[p]) or None)
+  arg = config_lib.parse_arg(arg, tiny=False, paper=False, accel=False, data='avsynth')
+  sync_config = sync.get_config(
+      ','.join(p for p in ('paper', 'accel', 'tiny') if arg[p]) or None)
   config = config_lib.trainer_defaults()
   config.task = 'separation'
   config.data.config = 'heads'
@@ -65,7 +67,7 @@ def get_config(arg=None):
   ))
   # ---- end of model and task blocks ----
 
-  if arg.paper:
+  if arg.paper or arg.accel:
     # Owens's u-net, 2.135 s windows and Adam 1e-4 (grad clip 10, weight decay 1e-5;
     # his lr drops 10x at 120k steps, here a cosine). avsynth's heads clips (2 s) are
     # shorter than his window: the paper preset reads the 4 s scenes clips, on which
@@ -82,6 +84,8 @@ def get_config(arg=None):
     config.model.unet.update(  # avjax.models.unet.PUBLISHED_FEATURES / _TIME_STRIDES.
         features=(64, 128, 256, 512, 512, 512, 512, 512, 512),
         time_strides=(1, 1, 2, 2, 2, 2, 2, 2, 2))
+  if arg.accel:  # Owens's u-net and configs/sync.py's accel network.
+    config_lib.make_accel(config, per_device_batch_size=64, remat=False)
   if arg.tiny:
     config_lib.make_tiny(config, 'heads_tiny')
     config.separation.window_frames = 16  # 0.64 s of a 1 s clip: 40 STFT frames.

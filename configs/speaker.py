@@ -2,6 +2,7 @@ r"""speaker: supervised speaker classification with the disentangle audio stream
 
   python -m avjax.main --config=configs/speaker.py --workdir=/tmp/speaker
   python -m avjax.main --config=configs/speaker.py:tiny --workdir=/tmp/speaker_tiny
+  python -m avjax.main --config=configs/speaker.py:accel --workdir=/tmp/speaker_accel
 
 Fine-tuned from a self-supervised disentangle run, on a tenth of the labels:
 
@@ -22,8 +23,8 @@ from configs import disentangle
 
 
 def get_config(arg=None):
-  arg = config_lib.parse_arg(arg, tiny=False, paper=False, data='avsynth')
-  preset = ','.join(p for p in ('paper', 'tiny') if arg[p]) or None
+  arg = config_lib.parse_arg(arg, tiny=False, paper=False, accel=False, data='avsynth')
+  preset = ','.join(p for p in ('paper', 'accel', 'tiny') if arg[p]) or None
   disentangle_config = disentangle.get_config(preset)
   config = config_lib.trainer_defaults()
   config.task = 'speaker'
@@ -48,11 +49,13 @@ def get_config(arg=None):
   config.model = disentangle_config.model  # avjax.models.twostream; the face stream is unused.
   # ---- end of model and task blocks ----
 
-  if arg.paper:
+  if arg.paper or arg.accel:
     config.batch_size = 64
     config.total_steps = 20_000
     config.eval_every = config.checkpoint_every = 1000
     config.optimizer.update(learning_rate=1e-3, warmup_steps=500)
+  if arg.accel:  # configs/disentangle.py's accel audio stream.
+    config_lib.make_accel(config, per_device_batch_size=1024, remat=False)
   if arg.tiny:
     config_lib.make_tiny(config, 'heads_tiny')
     config.speaker.crop_frames = 10  # Of a 1 s clip.

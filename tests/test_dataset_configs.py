@@ -30,5 +30,8 @@ def test_data_argument_switches_dataset_or_names_what_is_missing(name):
       with pytest.raises(ValueError, match=f'needs the features .* which dataset {dataset}'):
         config_lib.load(name, f'data={dataset}')
   assert config_lib.load(name, 'data=avsynth').data.name == 'avsynth'
+  dataset = min(USABLE[name])
+  accel = config_lib.load(name, f'accel,data={dataset}')
+  assert (accel.data.name, accel.dtype) == (dataset, 'bfloat16')
   with pytest.raises(ValueError, match='unknown dataset'):
     config_lib.load(name, 'data=imagenet')

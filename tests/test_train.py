@@ -59,8 +59,8 @@ def losses(workdir):
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.stem)
-def test_every_config_and_its_tiny_preset_load(path):
-  for arg in (None, 'tiny'):
+def test_every_config_and_its_tiny_and_accel_presets_load(path):
+  for arg in (None, 'tiny', 'accel'):
     config = load_config(path.stem, arg)
     assert config.task in tasks.TASKS
   with pytest.raises(ValueError, match='unknown config argument'):
@@ -162,13 +162,15 @@ def test_bad_names_are_clear_errors(overrides, message, data_dir, tmp_path):
     train.train_and_evaluate(tiny_config(data_dir, **overrides), str(tmp_path))
 
 
-def test_a_validation_split_smaller_than_a_batch_is_a_clear_error(data_dir):
+def test_the_eval_batch_shrinks_to_a_small_validation_split(data_dir):
   from avjax import parallel
+  assert train.eval_batch_size(8, 20, 1) == 8
+  assert train.eval_batch_size(512, 144, 8) == 144 and train.eval_batch_size(512, 100, 8) == 96
+  assert train.eval_batch_size(8, 3, 4) == 0
   config = tiny_config(data_dir, **{'data.eval_split': 'validation[:3]'})
   task = tasks.TASKS[config.task](config)
-  with pytest.raises(ValueError, match='validation.:3. split has 3 examples, fewer than one '
-                                       'batch of 8'):
-    train._Evaluator(config, task, parallel.make_mesh(config.mesh), 8)
+  evaluator = train._Evaluator(config, task, parallel.make_mesh(config.mesh), 8)
+  assert [len(b['audio']) for b in evaluator._local] == [3]
 
 
 def test_unwritable_workdir_is_a_clear_error(data_dir, tmp_path):

@@ -16,6 +16,7 @@ import tempfile
 
 import grain
 import numpy as np
+import threadpoolctl
 from absl import flags
 from absl import logging
 import tensorflow_datasets as tfds
@@ -195,5 +196,13 @@ def make_iterator(ds, num_workers=0, prefetch_buffer=4):
   if num_workers > 0:
     if not flags.FLAGS.is_parsed():  # Grain's workers read absl flags (pytest, notebooks).
       flags.FLAGS.mark_as_parsed()
-    it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+    it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers),
+                        worker_init_fn=_one_blas_thread)
   return iter(it)
+
+
+def _one_blas_thread(worker_index, worker_count):
+  """Grain worker start-up: numpy's BLAS on one thread. Workers already fill the
+  cores, and a thread pool per worker made small matmuls (log-mel) several times slower."""
+  del worker_index, worker_count
+  threadpoolctl.threadpool_limits(1, user_api='blas')

@@ -8,5 +8,5 @@ probe.py (BGRU head, frozen or fine-tuned), speech.py (the speech suite),
 localization.py (sound-source maps: scores, baselines, overlays), bss.py
 (BSS Eval, SI-SDR), sync.py (the sync suite), results.py (results.json,
 results.md, plots), linear_probe.py (the cheap probe the trainer runs at each
-evaluation).
+evaluation), plots.py (spectrogram panels for the notebooks).
 """

@@ -37,6 +37,7 @@ class AudioEncoder(nn.Module):
   gru_features: int = 128
   bidirectional: bool = True
   dtype: Any = None
+  remat: bool = False  # Recompute the conv stack in the backward pass (`layers.remat`).
 
   def windows(self, waveform):
     """Float waveform [N] (N a multiple of samples_per_frame) -> inputs [N / spf, W], numpy."""
@@ -51,9 +52,7 @@ class AudioEncoder(nn.Module):
     mean = x.mean(axis=(1, 2), keepdims=True)
     std = x.std(axis=(1, 2), keepdims=True)
     h = ((x - mean) / (std + 1e-5)).reshape(b * t, w, 1)
-    for i, (f, k, s) in enumerate(zip(self.conv_features, self.kernels, self.strides)):
-      h = layers.ConvBlock(f, (k,), (s,), norm=False, dtype=self.dtype, name=f'conv{i}')(h)
-    frames = h.mean(axis=1).reshape(b, t, -1)
+    frames = layers.remat(_conv_stack, self.remat)(self, h).reshape(b, t, -1)
     rnn = lambda name: nn.RNN(
         nn.GRUCell(self.gru_features, dtype=self.dtype), name=name)
     if self.bidirectional:
@@ -62,3 +61,10 @@ class AudioEncoder(nn.Module):
       features = rnn('gru')(frames)
     features = features.astype(frames.dtype)
     return features, {'frames': frames, 'features': features}
+
+
+def _conv_stack(encoder, h):
+  """The encoder's strided convs on windows [N, W, 1], averaged over time: [N, C]."""
+  for i, (f, k, s) in enumerate(zip(encoder.conv_features, encoder.kernels, encoder.strides)):
+    h = layers.ConvBlock(f, (k,), (s,), norm=False, dtype=encoder.dtype, name=f'conv{i}')(h)
+  return h.mean(axis=1)

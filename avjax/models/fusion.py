@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from avjax.models import layers
+
 
 def compress(waveform, mu=255.0):
   """Amplitude compression sign(x) * log(1 + mu |x|) / log(1 + mu) of a waveform in [-1, 1]."""
@@ -91,6 +93,7 @@ class AudioStream(nn.Module):
   strides: Sequence[int] = (4, 4, 4, 4)
   pool: int = 4
   dtype: Any = None
+  remat: bool = False  # Recompute each `ResBlock` in the backward pass (`layers.remat`).
 
   @nn.compact
   def __call__(self, waveform):
@@ -99,9 +102,10 @@ class AudioStream(nn.Module):
                 padding='SAME', use_bias=False, dtype=self.dtype, name='conv1')(x)
     x = NormReLU(dtype=self.dtype, name='norm1')(x)
     x = nn.max_pool(x, (self.pool,), (self.pool,), padding='SAME')
-    layers = zip(self.features[1:], self.kernels[1:], self.strides[1:])
-    for i, (f, k, s) in enumerate(layers, start=2):
-      x = ResBlock(f, (k,), s, dtype=self.dtype, name=f'conv{i}')(x)
+    block = layers.remat(ResBlock, self.remat)
+    stages = zip(self.features[1:], self.kernels[1:], self.strides[1:])
+    for i, (f, k, s) in enumerate(stages, start=2):
+      x = block(f, (k,), s, dtype=self.dtype, name=f'conv{i}')(x)
     return x
 
 
@@ -169,6 +173,7 @@ class SyncNet(nn.Module):
   fusion_hidden: int = 128
   last_stride: int = 2
   dtype: Any = None
+  remat: bool = False  # Recompute the stem, each `ResBlock` and the fusion in the backward pass.
 
   @nn.compact
   def __call__(self, video, audio):
@@ -176,18 +181,17 @@ class SyncNet(nn.Module):
     k = audio.shape[1] if audio.ndim == 3 else 1
     per_track = lambda x: x.reshape((b, k) + x.shape[1:]) if audio.ndim == 3 else x
     sound = AudioStream(self.audio_features, self.audio_kernels, self.audio_strides,
-                        self.audio_pool, dtype=self.dtype, name='audio_stream')(
-                            audio.reshape(b * k, audio.shape[-1]))
-    f1, f2, f3, f4, f5 = self.video_features
-    block = functools.partial(ResBlock, kernel=(3, 3, 3), dtype=self.dtype)
-    t1, t2, t4 = self.video_time_strides
-    x = nn.Conv(f1, tuple(self.video_kernel), strides=(t1, 2, 2), padding='SAME',
-                use_bias=False, dtype=self.dtype, name='conv1')(video)
-    conv1 = NormReLU(dtype=self.dtype, name='conv1_norm')(x)
-    x = nn.max_pool(conv1, (1, 3, 3), (1, 2, 2), padding='SAME') if self.video_pool else conv1
+                        self.audio_pool, dtype=self.dtype, remat=self.remat,
+                        name='audio_stream')(audio.reshape(b * k, audio.shape[-1]))
+    _, f2, f3, f4, f5 = self.video_features
+    block = functools.partial(layers.remat(ResBlock, self.remat), kernel=(3, 3, 3),
+                              dtype=self.dtype)
+    _, t2, t4 = self.video_time_strides
+    conv1, x = layers.remat(_video_stem, self.remat)(self, video)
     conv2 = block(f2, strides=(t2, 2, 2), name='conv2_2')(block(f2, name='conv2_1')(x))
-    fused = Fusion(f3, self.fusion_audio, self.fusion_hidden, dtype=self.dtype,
-                   name='fusion')(jnp.repeat(conv2, k, axis=0), sound)
+    fusion = layers.remat(Fusion, self.remat)
+    fused = fusion(f3, self.fusion_audio, self.fusion_hidden, dtype=self.dtype, name='fusion')(
+        jnp.repeat(conv2, k, axis=0), sound)
     conv3 = block(f3, name='conv3_2')(block(f3, name='conv3_1')(fused))
     conv4 = block(f4, name='conv4_2')(block(f4, strides=(t4, 2, 2), name='conv4_1')(conv3))
     s = self.last_stride
@@ -200,3 +204,14 @@ class SyncNet(nn.Module):
                 (('fused', fused), ('conv3', conv3), ('conv4', conv4), ('conv5', conv5),
                  ('cam', cam))})
     return per_track(logit), aux
+
+
+def _video_stem(net, video):
+  """SyncNet's conv1 -> norm -> ReLU, and that max-pooled if `video_pool`: (conv1, pooled)."""
+  x = nn.Conv(net.video_features[0], tuple(net.video_kernel),
+              strides=(net.video_time_strides[0], 2, 2), padding='SAME', use_bias=False,
+              dtype=net.dtype, name='conv1')(video)
+  conv1 = NormReLU(dtype=net.dtype, name='conv1_norm')(x)
+  if not net.video_pool:
+    return conv1, conv1
+  return conv1, nn.max_pool(conv1, (1, 3, 3), (1, 2, 2), padding='SAME')

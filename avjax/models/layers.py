@@ -47,6 +47,18 @@ class ConvBlock(nn.Module):
     return jax.nn.leaky_relu(x, 0.2)
 
 
+def remat(target, enabled, **kwargs):
+  """`nn.remat(target, **kwargs)` if `enabled`, else `target` (`config.remat`).
+
+  `target` is a Module class or a function whose first argument is a module
+  (`static_argnums` counts it as 0). A rematerialised block keeps only its
+  inputs for the backward pass and recomputes its insides there: less memory
+  for one more forward pass of the block. Parameter names and shapes do not
+  change, so checkpoints and exports load either way.
+  """
+  return nn.remat(target, **kwargs) if enabled else target
+
+
 def depth_to_space(x, block=2):
   """[..., H, W, block*block*C] -> [..., H*block, W*block, C] (sub-pixel upsampling)."""
   *lead, h, w, c = x.shape

@@ -40,10 +40,11 @@ class ArrowOfTime(nn.Module):
   audio: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   hidden: int = 128
   dtype: Any = None
+  remat: bool = False  # The audio encoder's (`AudioEncoder.remat`).
 
   @nn.compact
   def __call__(self, windows):
-    features, aux = audio.AudioEncoder(**self.audio, dtype=self.dtype,
+    features, aux = audio.AudioEncoder(**self.audio, dtype=self.dtype, remat=self.remat,
                                        name='audio_encoder')(windows)
     return ScoreHead(self.hidden, dtype=self.dtype, name='aot_head')(features.mean(1)), aux
 
@@ -59,13 +60,14 @@ class OddOneOut(nn.Module):
   num_segments: int = 4
   hidden: int = 128
   dtype: Any = None
+  remat: bool = False  # The audio encoder's (`AudioEncoder.remat`).
 
   @nn.compact
   def __call__(self, windows):
     b, t, _ = windows.shape
     if t % self.num_segments:
       raise ValueError(f'{t} frames do not cut into {self.num_segments} equal segments')
-    features, aux = audio.AudioEncoder(**self.audio, dtype=self.dtype,
+    features, aux = audio.AudioEncoder(**self.audio, dtype=self.dtype, remat=self.remat,
                                        name='audio_encoder')(windows)
     segments = features.reshape(b, self.num_segments, t // self.num_segments, -1).mean(2)
     return ScoreHead(self.hidden, dtype=self.dtype, name='odd_head')(segments), aux

@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 
 from avjax.models import fusion
+from avjax.models import layers
 
 
 def _norm_relu_per_frame(x, dtype, name):
@@ -60,27 +61,37 @@ class AudioTrunk(nn.Module):
   """
   features: Sequence[int] = (16, 32, 64, 64, 64, 128)
   dtype: Any = None
+  remat: bool = False  # Recompute each conv -> norm stage in the backward pass.
 
   @nn.compact
   def __call__(self, mel):
     if len(self.features) != 6:
       raise ValueError(f'AudioTrunk takes 6 conv widths, got {self.features}')
     f1, f2, f3, f4, f5, f6 = self.features
-    conv = functools.partial(nn.Conv, padding='SAME', use_bias=False, dtype=self.dtype)
-    norm = lambda name: fusion.NormReLU(dtype=self.dtype, name=name)
+    stage = _stage(self.remat)
     x = mel.astype(jnp.float32)[..., None]  # [B, T_mel, F, 1]: time, frequency, channels.
-    x = norm('norm1')(conv(f1, (7, 5), name='conv1')(x))
+    x = stage(self, x, 1, f1, (7, 5), (1, 1), 'SAME')
     x = nn.max_pool(x, (3, 1), (2, 1), padding='SAME')  # Time / 2.
-    x = norm('norm2')(conv(f2, (5, 5), strides=(1, 2), name='conv2')(x))  # Frequency / 2.
+    x = stage(self, x, 2, f2, (5, 5), (1, 2), 'SAME')  # Frequency / 2.
     x = nn.max_pool(x, (3, 3), (1, 2), padding='SAME')  # Frequency / 2.
-    x = norm('norm3')(conv(f3, (3, 3), name='conv3')(x))
-    x = norm('norm4')(conv(f4, (3, 3), name='conv4')(x))
-    x = norm('norm5')(conv(f5, (3, 3), name='conv5')(x))
+    x = stage(self, x, 3, f3, (3, 3), (1, 1), 'SAME')
+    x = stage(self, x, 4, f4, (3, 3), (1, 1), 'SAME')
+    x = stage(self, x, 5, f5, (3, 3), (1, 1), 'SAME')
     x = nn.max_pool(x, (3, 3), (2, 2), padding='SAME')  # Time / 2, frequency / 2.
     # Over every remaining frequency bin (the trainer's 4 x 1 kernel): frequency -> 1.
-    x = nn.Conv(f6, (1, x.shape[2]), padding='VALID', use_bias=False, dtype=self.dtype,
-                name='conv6')(x)
-    return norm('norm6')(x)[:, :, 0]
+    return stage(self, x, 6, f6, (1, x.shape[2]), (1, 1), 'VALID')[:, :, 0]
+
+
+def _conv_norm(trunk, x, index, features, kernel, strides, padding):
+  """A trunk's `conv{index}` (no bias) -> `norm{index}` (GroupNorm, ReLU)."""
+  x = nn.Conv(features, kernel, strides=strides, padding=padding, use_bias=False,
+              dtype=trunk.dtype, name=f'conv{index}')(x)
+  return fusion.NormReLU(dtype=trunk.dtype, name=f'norm{index}')(x)
+
+
+def _stage(remat):
+  """`_conv_norm`, rematerialised if `remat` (`layers.remat`); pass every argument."""
+  return layers.remat(_conv_norm, remat, static_argnums=(2, 3, 4, 5, 6))
 
 
 class FrameStackConv(nn.Module):
@@ -120,26 +131,37 @@ class FaceTrunk(nn.Module):
   kernel: Sequence[int] = (5, 7, 7)
   pool: bool = False
   dtype: Any = None
+  remat: bool = False  # Recompute each conv -> norm stage in the backward pass.
 
   @nn.compact
   def __call__(self, video):
     if len(self.features) != 6:
       raise ValueError(f'FaceTrunk takes 6 conv widths, got {self.features}')
-    f1, f2, f3, f4, f5, f6 = self.features
+    _, f2, f3, f4, f5, f6 = self.features
     b, t = video.shape[:2]
-    conv = functools.partial(nn.Conv, padding='SAME', use_bias=False, dtype=self.dtype)
-    pool = lambda x: nn.max_pool(x, (3, 3), (2, 2), padding='SAME') if self.pool else x
-    x = FrameStackConv(f1, tuple(self.kernel), (2, 2), self.dtype, name='conv1')(video)
-    x = _norm_relu_per_frame(x, self.dtype, 'norm1')
-    x = x.reshape((b * t,) + x.shape[2:])  # From here on, 2D convs per frame.
-    x = pool(x)
-    norm = lambda name: fusion.NormReLU(dtype=self.dtype, name=name)
-    x = pool(norm('norm2')(conv(f2, (5, 5), strides=(2, 2), name='conv2')(x)))
-    x = norm('norm3')(conv(f3, (3, 3), name='conv3')(x))
-    x = norm('norm4')(conv(f4, (3, 3), name='conv4')(x))
-    x = pool(norm('norm5')(conv(f5, (3, 3), name='conv5')(x)))
-    x = norm('norm6')(conv(f6, (3, 3), name='conv6')(x))
+    stage = _stage(self.remat)
+    pool = functools.partial(_pool, self.pool)
+    x = layers.remat(_face_stem, self.remat)(self, video)  # From here on, 2D convs per frame.
+    x = pool(stage(self, x, 2, f2, (5, 5), (2, 2), 'SAME'))
+    x = stage(self, x, 3, f3, (3, 3), (1, 1), 'SAME')
+    x = stage(self, x, 4, f4, (3, 3), (1, 1), 'SAME')
+    x = pool(stage(self, x, 5, f5, (3, 3), (1, 1), 'SAME'))
+    x = stage(self, x, 6, f6, (3, 3), (1, 1), 'SAME')
     return x.mean(axis=(1, 2)).reshape(b, t, f6)
+
+
+def _pool(enabled, x):
+  """The face trunk's 3 x 3 / 2 max-pool of frames [N, H, W, C], if `enabled`."""
+  return nn.max_pool(x, (3, 3), (2, 2), padding='SAME') if enabled else x
+
+
+def _face_stem(trunk, video):
+  """The face trunk's `conv1` (3D, stride 2 in space) -> `norm1` on frames [B, T, H, W, 3],
+  then pooled (`pool`): per-frame maps [B * T, H', W', features[0]]."""
+  x = FrameStackConv(trunk.features[0], tuple(trunk.kernel), (2, 2), trunk.dtype,
+                     name='conv1')(video)
+  x = _norm_relu_per_frame(x, trunk.dtype, 'norm1')
+  return _pool(trunk.pool, x.reshape((-1,) + x.shape[2:]))
 
 
 class EmbeddingHead(nn.Module):
@@ -182,10 +204,11 @@ class AudioEncoder(nn.Module):
   embedding: int = 128
   head_hidden: int = 0
   dtype: Any = None
+  remat: bool = False  # The trunk's (`AudioTrunk.remat`).
 
   @nn.compact
   def __call__(self, mel):
-    trunk = AudioTrunk(self.features, dtype=self.dtype, name='trunk')(mel)
+    trunk = AudioTrunk(self.features, dtype=self.dtype, remat=self.remat, name='trunk')(mel)
     return _TwoHeads(self.embedding, self.head_hidden, self.dtype, name='heads')(trunk)
 
 
@@ -197,11 +220,12 @@ class FaceEncoder(nn.Module):
   embedding: int = 128
   head_hidden: int = 0
   dtype: Any = None
+  remat: bool = False  # The trunk's (`FaceTrunk.remat`).
 
   @nn.compact
   def __call__(self, video):
     trunk = FaceTrunk(self.features, self.kernel, self.pool, dtype=self.dtype,
-                      name='trunk')(video)
+                      remat=self.remat, name='trunk')(video)
     return _TwoHeads(self.embedding, self.head_hidden, self.dtype, name='heads')(trunk)
 
 
@@ -242,10 +266,11 @@ class FactorClassifiers(nn.Module):
   """
   num_content: int
   num_tracks: int
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, audio_identity, face_identity, audio_content, video_content):
-    dense = lambda n, name: nn.Dense(n, name=name)
+    dense = lambda n, name: nn.Dense(n, dtype=self.dtype, name=name)
     return {
         'audio_identity': dense(self.num_content, 'audio_identity_to_content')(audio_identity),
         'face_identity': dense(self.num_content, 'face_identity_to_content')(face_identity),

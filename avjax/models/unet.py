@@ -56,24 +56,23 @@ class SpectrogramUNet(nn.Module):
   cond_levels: Sequence[int] = ()
   num_sources: int = 2
   dtype: Any = None
+  remat: bool = False  # Recompute each level in the backward pass (`layers.remat`).
 
   @nn.compact
   def __call__(self, x, cond=()):
     strides = self._check(x.shape, cond)
     conditions = dict(zip(self.cond_levels, cond))
+    down = layers.remat(layers.ConvBlock, self.remat)
+    up = layers.remat(_up_level, self.remat, static_argnums=(3, 4))
     skips = []
     for level, (f, stride) in enumerate(zip(self.features, strides), start=1):
-      x = layers.ConvBlock(f, (4, 4), stride, norm=level > 1, dtype=self.dtype,
-                           name=f'down{level}')(x)
+      x = down(f, (4, 4), stride, norm=level > 1, dtype=self.dtype, name=f'down{level}')(x)
       if level in conditions:
         c = tile_condition(conditions[level], x.shape[1], x.shape[2]).astype(x.dtype)
         x = jnp.concatenate([x, c], -1)
       skips.append(x)
     for level in range(len(self.features) - 1, 0, -1):  # Up to level `level`'s size.
-      x = nn.ConvTranspose(self.features[level - 1], (4, 4), strides[level], padding='SAME',
-                           use_bias=False, dtype=self.dtype, name=f'up{level}')(x)
-      x = layers.NormAct(dtype=self.dtype, name=f'norm_up{level}')(x)
-      x = jnp.concatenate([x, skips[level - 1]], -1)
+      x = up(self, x, skips[level - 1], level, strides[level])
     heads = [nn.ConvTranspose(2, (4, 4), strides[0], padding='SAME', dtype=self.dtype,
                               name=f'head{s}')(x)
              for s in range(self.num_sources)]
@@ -98,3 +97,12 @@ class SpectrogramUNet(nn.Module):
       raise ValueError(f'input of {shape[1]} frames x {shape[2]} bins: {num_levels} levels '
                        f'need frames divisible by {time_factor} and bins by {freq_factor}')
     return [(s, 2) for s in self.time_strides]
+
+
+def _up_level(unet, x, skip, level, stride):
+  """A decoder step to level `level`'s size and width: transposed conv (`stride`, the
+  next level's) -> norm -> LeakyReLU, concatenated with that level's output `skip`."""
+  x = nn.ConvTranspose(unet.features[level - 1], (4, 4), stride, padding='SAME',
+                       use_bias=False, dtype=unet.dtype, name=f'up{level}')(x)
+  x = layers.NormAct(dtype=unet.dtype, name=f'norm_up{level}')(x)
+  return jnp.concatenate([x, skip], -1)

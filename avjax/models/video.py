@@ -25,12 +25,14 @@ class IdentityEncoder(nn.Module):
   """
   features: Sequence[int] = (16, 32, 64, 128)
   dtype: Any = None
+  remat: bool = False  # Recompute each level in the backward pass (`layers.remat`).
 
   @nn.compact
   def __call__(self, x):
     skips = [x]
+    block = layers.remat(layers.ConvBlock, self.remat)
     for i, f in enumerate(self.features):
-      x = layers.ConvBlock(f, (4, 4), (2, 2), dtype=self.dtype, name=f'down{i}')(x)
+      x = block(f, (4, 4), (2, 2), dtype=self.dtype, name=f'down{i}')(x)
       skips.append(x)
     return skips[-1], skips[:-1]
 
@@ -55,6 +57,7 @@ class FrameDecoder(nn.Module):
   features: Sequence[int] = (64, 64, 32, 16)  # Widths from h up to H/2, coarsest first.
   out_channels: int = 3
   dtype: Any = None
+  remat: bool = False  # Recompute each level in the backward pass (`layers.remat`).
 
   @nn.compact
   def __call__(self, bottleneck, skips, cond):
@@ -68,15 +71,26 @@ class FrameDecoder(nn.Module):
     x = conv(f, name='bottleneck')(bottleneck)[:, None] + frame.reshape(b, t, h, w, f)
     x = layers.NormAct(dtype=self.dtype, name='norm_bottleneck')(x)
     widths = tuple(self.features[1:]) + (self.out_channels,)
-    last = len(widths) - 1
+    level = layers.remat(_decoder_level, self.remat, static_argnums=(4, 5, 6))
     for i, (f, skip) in enumerate(zip(widths, skips[::-1])):
-      init = {'kernel_init': nn.initializers.zeros} if i == last else {}
-      x = layers.depth_to_space(conv(4 * f, name=f'up{i}', **init)(x))
-      x = x + conv(f, name=f'skip{i}', **init)(skip)[:, None]
-      if i < last:
-        x = layers.NormAct(dtype=self.dtype, name=f'norm{i}')(x)
-        x = _film(x, cond, self.dtype, name=f'film{i}')
+      x = level(self, x, skip, cond, i, f, i == len(widths) - 1)
     return x
+
+
+def _decoder_level(decoder, x, skip, cond, index, features, last):
+  """One `FrameDecoder` level: x [B, T, h, w, C] -> [B, T, 2h, 2w, features].
+
+  Sub-pixel upsampling plus a conv of the skip; then norm and FiLM, except on
+  the last level, whose convs start at zero.
+  """
+  conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding='SAME', dtype=decoder.dtype)
+  init = {'kernel_init': nn.initializers.zeros} if last else {}
+  x = layers.depth_to_space(conv(4 * features, name=f'up{index}', **init)(x))
+  x = x + conv(features, name=f'skip{index}', **init)(skip)[:, None]
+  if last:
+    return x
+  x = layers.NormAct(dtype=decoder.dtype, name=f'norm{index}')(x)
+  return _film(x, cond, decoder.dtype, name=f'film{index}')
 
 
 def _film(x, cond, dtype, name):
@@ -99,14 +113,15 @@ class Recon(nn.Module):
   identity: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   decoder: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   dtype: Any = None
+  remat: bool = False  # Passed to the three children.
 
   @nn.compact
   def __call__(self, still, audio_windows, noise):
-    speech, aux = audio.AudioEncoder(**self.audio, dtype=self.dtype,
-                                     name='audio_encoder')(audio_windows)
-    bottleneck, skips = IdentityEncoder(**self.identity, dtype=self.dtype,
+    common = dict(dtype=self.dtype, remat=self.remat)
+    speech, aux = audio.AudioEncoder(**self.audio, **common, name='audio_encoder')(audio_windows)
+    bottleneck, skips = IdentityEncoder(**self.identity, **common,
                                         name='identity_encoder')(still)
     cond = jnp.concatenate([speech, noise.astype(speech.dtype)], -1)
-    change = FrameDecoder(**self.decoder, dtype=self.dtype, name='frame_decoder')(
+    change = FrameDecoder(**self.decoder, **common, name='frame_decoder')(
         bottleneck, skips, cond)
     return still[:, None].astype(change.dtype) + change, aux

@@ -53,7 +53,8 @@ class Action:
   def __init__(self, config):
     self.config = config.action
     dtype = jnp.dtype(config.dtype)
-    self.net = fusion.SyncNet(**config.model.sync.to_dict(), dtype=dtype)
+    self.net = fusion.SyncNet(**config.model.sync.to_dict(), dtype=dtype,
+                              remat=config.get('remat', False))
     self.head = nn.Dense(self.config.num_classes
                          or len(pipeline.class_names(config.data, 'action')), dtype=dtype)
     # Read once, on the host: `init` runs traced (under jit and eval_shape).

@@ -42,7 +42,7 @@ class ArrowOfTime:
     audio_kwargs = dict(config.model.to_dict()['audio'])
     self.audio_encoder = audio_models.AudioEncoder(**audio_kwargs, dtype=self.dtype)
     self.model = pretext.ArrowOfTime(audio=audio_kwargs, hidden=self.config.hidden,
-                                     dtype=self.dtype)
+                                     dtype=self.dtype, remat=config.get('remat', False))
 
   def init(self, rng, batch):
     return self.model.init({'params': rng}, batch['audio'])['params']

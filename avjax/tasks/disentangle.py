@@ -191,14 +191,15 @@ class Disentangle:
     self.config = config.disentangle
     dtype = jnp.dtype(config.dtype)
     model = config.model
-    heads_kwargs = dict(embedding=model.embedding, head_hidden=model.head_hidden, dtype=dtype)
+    heads_kwargs = dict(embedding=model.embedding, head_hidden=model.head_hidden, dtype=dtype,
+                        remat=config.get('remat', False))
     self.audio = twostream.AudioEncoder(**model.audio.to_dict(), **heads_kwargs)
     self.face = twostream.FaceEncoder(**model.face.to_dict(), **heads_kwargs)
     self.embedding = model.embedding
     self.similarity = twostream.ScaledCosine()
     self.num_visemes = heads.NUM_VISEMES
     self.num_tracks = num_tracks_of(config)
-    self.classifiers = twostream.FactorClassifiers(self.num_visemes, self.num_tracks)
+    self.classifiers = twostream.FactorClassifiers(self.num_visemes, self.num_tracks, dtype)
 
   def init(self, rng, batch):
     keys = jax.random.split(rng, 5)

@@ -40,7 +40,8 @@ class OddOneOut:
     audio_kwargs = dict(config.model.to_dict()['audio'])
     self.audio_encoder = audio_models.AudioEncoder(**audio_kwargs, dtype=self.dtype)
     self.model = pretext.OddOneOut(audio=audio_kwargs, num_segments=self.config.num_segments,
-                                   hidden=self.config.hidden, dtype=self.dtype)
+                                   hidden=self.config.hidden, dtype=self.dtype,
+                                   remat=config.get('remat', False))
     frames, segments, chunk = (self.config.num_frames, self.config.num_segments,
                                self.config.chunk_samples)
     self.segment_samples = frames // segments * self.audio_encoder.samples_per_frame

@@ -93,7 +93,7 @@ class Recon:
     self.noise_dim = model['noise_dim']
     self.model = video_models.Recon(
         audio=self.audio_kwargs, identity=dict(model['identity']),
-        decoder=dict(model['decoder']), dtype=self.dtype)
+        decoder=dict(model['decoder']), dtype=self.dtype, remat=config.get('remat', False))
     self._generate_jit = jax.jit(self._generate)  # For `visualize`, on the host.
 
   def init(self, rng, batch):

@@ -200,11 +200,11 @@ class Separation:
     if self.config.mode not in MODES:
       raise ValueError(f'unknown separation.mode {self.config.mode!r}; known: {MODES}')
     self.onoff = self.config.mode == 'onoff'
-    dtype = jnp.dtype(config.dtype)
+    speed = dict(dtype=jnp.dtype(config.dtype), remat=config.get('remat', False))
     unet = config.model.unet.to_dict()
     unet['cond_levels'] = tuple(unet['cond_levels']) if self.onoff else ()
-    self.unet = unet_models.SpectrogramUNet(**unet, num_sources=2, dtype=dtype)
-    self.sync_net = fusion.SyncNet(**config.model.sync.to_dict(), dtype=dtype)
+    self.unet = unet_models.SpectrogramUNet(**unet, num_sources=2, **speed)
+    self.sync_net = fusion.SyncNet(**config.model.sync.to_dict(), **speed)
     rate = ops.SAMPLE_RATE
     self.stft_sizes = dict(frame_length=round(rate * self.config.frame_ms / 1000),
                            hop_length=round(rate * self.config.hop_ms / 1000),

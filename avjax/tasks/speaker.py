@@ -60,11 +60,11 @@ class Speaker:
 
   def __init__(self, config):
     self.config = config.speaker
-    model = config.model
+    model, dtype = config.model, jnp.dtype(config.dtype)
     self.encoder = twostream.AudioEncoder(
         **model.audio.to_dict(), embedding=model.embedding, head_hidden=model.head_hidden,
-        dtype=jnp.dtype(config.dtype))
-    self.head = nn.Dense(num_speakers_of(config))
+        dtype=dtype, remat=config.get('remat', False))
+    self.head = nn.Dense(num_speakers_of(config), dtype=dtype)
 
   def preprocess(self, example, rng):
     mel = disentangle.log_mel_features(example['audio'])
@@ -89,7 +89,8 @@ class Speaker:
   def predict(self, params, batch):
     """Logits [B, num_speakers], float32; jit-able."""
     identity, _ = self.encoder.apply({'params': params['speaker_encoder']}, batch['mel'])
-    return self.head.apply({'params': params['head']}, identity.mean(axis=1))
+    logits = self.head.apply({'params': params['head']}, identity.mean(axis=1))
+    return logits.astype(jnp.float32)
 
   def loss(self, params, batch, rng):
     del rng  # Deterministic given the batch.

@@ -99,7 +99,8 @@ class Sync:
 
   def __init__(self, config):
     self.config = config.sync
-    self.net = fusion.SyncNet(**config.model.to_dict(), dtype=jnp.dtype(config.dtype))
+    self.net = fusion.SyncNet(**config.model.to_dict(), dtype=jnp.dtype(config.dtype),
+                              remat=config.get('remat', False))
     # `net.apply`, jitted for host-side use (`visualize`, CAMs for localisation).
     self.apply_net = jax.jit(self.net.apply)
 

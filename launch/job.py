@@ -1,0 +1,76 @@
+"""What every launcher runs: the `avjax.main` command and its flags.
+
+  python -m launch.NAME [launcher flags] --config=configs/recon.py:paper \
+      --workdir=gs://BUCKET/recon --config.batch_size=1024
+
+`--config.*` overrides are passed on to `avjax.main` as they are.
+"""
+
+import pathlib
+import shlex
+import subprocess
+import sys
+
+from absl import app
+from absl import flags
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]  # The repository: configs/ paths start here.
+# The variable that makes `avjax.parallel.maybe_initialize_distributed` call
+# `jax.distributed.initialize()`, which then detects the TPU pod or SLURM job itself.
+DISTRIBUTED_ENV = 'AVJAX_DISTRIBUTED'
+
+CONFIG = flags.DEFINE_string('config', None, 'configs/NAME.py[:preset], as avjax.main takes it.')
+WORKDIR = flags.DEFINE_string('workdir', None, 'The run\'s workdir, shared by every process.')
+DRY_RUN = flags.DEFINE_bool('dry_run', False, 'Print the commands instead of running them.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main_args(config, workdir, overrides=(), python='python'):
+  """The argv of `python -m avjax.main` with a config, a workdir and --config.* overrides."""
+  return [python, '-m', 'avjax.main', f'--config={config}', f'--workdir={workdir}',
+          *overrides]
+
+
+def shell(argv, env=None):
+  """`argv` as one shell command line, after `env`'s assignments (NAME=VALUE ...)."""
+  assignments = [f'{k}={shlex.quote(str(v))}' for k, v in (env or {}).items()]
+  return ' '.join(assignments + [shlex.join(argv)])
+
+
+def _program(argv):
+  return f'launch.{pathlib.Path(argv[0]).stem}'
+
+
+def parse_flags(argv):
+  """The launcher's flags; what is left must be `--config.*` overrides: returns
+  [program, *overrides] (absl's `flags_parser`)."""
+  try:
+    rest = flags.FLAGS(argv, known_only=True)
+  except flags.Error as e:
+    sys.exit(f'{_program(argv)}: error: {e}\nPass --help to see the flags.')
+  unknown = [a for a in rest[1:] if not a.startswith('--config.')]
+  if unknown:
+    sys.exit(f'{_program(argv)}: error: unknown arguments {unknown}; the launcher takes '
+             'its flags and --config.* overrides')
+  return rest
+
+
+def execute(script, argv, stdin=None):
+  """Prints `script` (--dry_run), or runs `argv` (which runs it); exits if that fails."""
+  if DRY_RUN.value:
+    print(script, end='')
+    return
+  code = subprocess.run(argv, input=stdin, text=True, check=False).returncode
+  if code:
+    sys.exit(f'{argv[0]} exited with {code}')
+
+
+def run(main):
+  """`app.run` with the launcher's flag parsing: `main(overrides)`; a ValueError (a
+  flag the launcher refuses) is a one-line error."""
+  def checked_main(argv):
+    try:
+      main(argv[1:])
+    except ValueError as e:
+      sys.exit(f'{_program(argv)}: error: {e}')
+  app.run(checked_main, flags_parser=parse_flags)

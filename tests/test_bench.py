@@ -1,0 +1,114 @@
+"""avjax.bench: FLOPs from XLA against analytic counts, MFU, peaks, one tiny benchmark."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from avjax import bench
+from avjax import config_lib
+
+M, K, N = 64, 32, 16
+
+
+def _compiled_matmul():
+  spec = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+  return jax.jit(jnp.matmul).lower(spec(M, K), spec(K, N)).compile()
+
+
+def test_flops_of_a_matmul_are_two_m_n_k():
+  assert bench.step_flops(_compiled_matmul()) == 2 * M * N * K
+  assert bench.while_loops(_compiled_matmul()) == 0
+
+
+def test_a_scan_body_is_counted_once_and_its_loop_reported():
+  body = lambda x, _: (x @ jnp.ones((K, K)), None)
+  compiled = jax.jit(lambda x: jax.lax.scan(body, x, None, length=10)[0]).lower(
+      jax.ShapeDtypeStruct((M, K), jnp.float32)).compile()
+  assert bench.while_loops(compiled) == 1
+  assert bench.step_flops(compiled) < 2 * (2 * M * K * K)  # Not 10 bodies' worth.
+
+
+def test_xla_counts_the_flops_of_a_sharded_program_per_device():
+  """The convention avjax.bench reports under (in a subprocess: 8 CPU devices)."""
+  code = ('import jax, jax.numpy as jnp; mesh = jax.make_mesh((8,), ("d",)); '
+          f'a = jax.ShapeDtypeStruct(({M}, {K}), jnp.float32, '
+          'sharding=jax.NamedSharding(mesh, jax.P("d"))); '
+          f'b = jax.ShapeDtypeStruct(({K}, {N}), jnp.float32); '
+          'print(jax.jit(jnp.matmul).lower(a, b).compile().cost_analysis()["flops"])')
+  out = subprocess.run(
+      [sys.executable, '-c', code], capture_output=True, text=True, check=True,
+      env={**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}).stdout
+  assert float(out) == 2 * M * N * K / 8
+
+
+@pytest.mark.parametrize('kind, peak', [
+    ('TPU v4', 275e12), ('TPU v5 lite', 197e12), ('TPU v5', 459e12), ('TPU v5p', 459e12),
+    ('NVIDIA A100-SXM4-80GB', 312e12), ('NVIDIA H100 80GB HBM3', 989.5e12),
+    ('NVIDIA H100 PCIe', 756.5e12), ('NVIDIA H200', 989.5e12),
+    ('TPU v4 lite', None), ('cpu', None)])
+def test_peak_lookup(kind, peak):
+  assert bench.peak_flops(kind) == peak
+
+
+def test_mfu_and_input_ratio_arithmetic():
+  assert bench.mfu(2e12, 0.5, 8e12) == pytest.approx(0.5)
+  assert bench.mfu(2e12, 0.5, None) is None
+  assert bench.mfu(None, 0.5, 8e12) is None
+  assert bench.input_ratio(50.0, 100.0) == 0.5
+
+
+@pytest.fixture(scope='module')
+def report(data_dir):
+  config = config_lib.load('aot', 'tiny')
+  config.data.data_dir = data_dir
+  config.data.prefetch_buffer = 1
+  return {'config': 'aot', 'preset': 'tiny', **bench.measure(config, steps=2, warmup=1)}
+
+
+def test_tiny_benchmark_report(report):
+  for key in ('compile_s', 'first_step_s', 'step_s', 'examples_per_s', 'flops_per_device',
+              'pipeline_examples_per_s', 'input_ratio'):
+    assert math.isfinite(report[key]) and report[key] > 0, key
+  assert report['examples_per_s'] == pytest.approx(8 / report['step_s'])
+  assert report['flop_per_s_per_device'] == pytest.approx(
+      report['flops_per_device'] / report['step_s'])
+  assert report['input_bound'] == (report['input_ratio'] < 1)
+  assert report['input_ratio'] == pytest.approx(
+      report['pipeline_examples_per_s'] * report['step_s'] / 8)
+  assert report['while_loops'] > 0  # The audio encoder's GRU.
+  assert (report['device_kind'], report['mfu'], report['peak_bf16_flop_per_s_per_device']) == (
+      'cpu', None, None)
+  assert (report['global_batch_size'], report['dtype'], report['steps']) == (8, 'float32', 2)
+  assert isinstance(report['parameters'], int) and report['parameters'] > 1000
+  assert report['compilation_cache']  # conftest.py turns JAX's persistent cache on.
+  assert report['pipeline_batches'] == 2  # max(steps, twice the one batch it holds ready).
+  json.dumps(report)  # A JSON report, as the CLI writes it.
+
+
+def test_report_formats_as_a_table_and_a_markdown_row(report):
+  lines = bench.format_report(report).splitlines()
+  assert lines[0].startswith('aot (tiny): 1 x cpu')
+  assert any(line.split()[:1] == ['MFU'] and 'n/a' in line for line in lines)
+  row = bench.markdown_row(report)
+  header = bench.MARKDOWN_HEADER.splitlines()[0]
+  assert row.count('|') == header.count('|')
+  assert row.startswith('| aot:tiny | 1 x cpu | 8 | float32 |')
+
+
+def test_trace_sizes_count_parameters_and_shrink_with_remat(report, data_dir):
+  config = config_lib.load('aot', 'tiny')
+  config.data.data_dir = data_dir
+  sizes = bench.trace_sizes(config)
+  config.remat = True
+  remat = bench.trace_sizes(config)
+  assert sizes['parameters'] == remat['parameters'] == report['parameters']
+  assert 0 < remat['kept_mib_per_example'] < sizes['kept_mib_per_example']
+  assert remat['gflop_per_example'] > sizes['gflop_per_example'] > 0  # The recomputation.
+  assert sizes['kept_gib_per_step'] * 2**10 == pytest.approx(
+      sizes['kept_mib_per_example'] * sizes['global_batch_size'])
