@@ -19,10 +19,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]  # The repository: configs/ p
 # `jax.distributed.initialize()`, which then detects the TPU pod or SLURM job itself.
 DISTRIBUTED_ENV = 'AVJAX_DISTRIBUTED'
 
-CONFIG = flags.DEFINE_string('config', None, 'configs/NAME.py[:preset], as avjax.main takes it.')
-WORKDIR = flags.DEFINE_string('workdir', None, 'The run\'s workdir, shared by every process.')
-DRY_RUN = flags.DEFINE_bool('dry_run', False, 'Print the commands instead of running them.')
-flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def define_flags(required=()):
+  """Defines --config, --workdir and --dry_run (read as `flags.FLAGS.config`, ...) and
+  marks them and `required` as required. `run` calls it, not an import: a process
+  that imports `avjax.main`, which has its own --config, can then import the
+  launchers' `render` functions too (the tests do)."""
+  flags.DEFINE_string('config', None, 'configs/NAME.py[:preset], as avjax.main takes it.')
+  flags.DEFINE_string('workdir', None, 'The run\'s workdir, shared by every process.')
+  flags.DEFINE_bool('dry_run', False, 'Print the commands instead of running them.')
+  flags.mark_flags_as_required(['config', 'workdir', *required])
 
 
 def main_args(config, workdir, overrides=(), python='python'):
@@ -57,7 +64,7 @@ def parse_flags(argv):
 
 def execute(script, argv, stdin=None):
   """Prints `script` (--dry_run), or runs `argv` (which runs it); exits if that fails."""
-  if DRY_RUN.value:
+  if flags.FLAGS.dry_run:
     print(script, end='')
     return
   code = subprocess.run(argv, input=stdin, text=True, check=False).returncode
@@ -65,9 +72,11 @@ def execute(script, argv, stdin=None):
     sys.exit(f'{argv[0]} exited with {code}')
 
 
-def run(main):
+def run(main, required=()):
   """`app.run` with the launcher's flag parsing: `main(overrides)`; a ValueError (a
-  flag the launcher refuses) is a one-line error."""
+  flag the launcher refuses) is a one-line error. `required`: the launcher's own
+  required flags."""
+  define_flags(required)
   def checked_main(argv):
     try:
       main(argv[1:])

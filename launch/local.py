@@ -23,7 +23,6 @@ from absl import flags
 
 from launch import job
 
-flags.adopt_module_key_flags(job)  # --help lists --config, --workdir, --dry_run.
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', 2, 'Processes to start.')
 _CPU_DEVICES = flags.DEFINE_integer(
     'cpu_devices_per_process', 0, 'Run each process on this many CPU devices (0: JAX\'s '
@@ -81,9 +80,9 @@ def run(processes, out=sys.stdout, timeout=None):
 
 
 def main(overrides):
-  processes = render(_NUM_PROCESSES.value, _PORT.value or free_port(), job.CONFIG.value,
-                     job.WORKDIR.value, overrides, _CPU_DEVICES.value)
-  if job.DRY_RUN.value:
+  processes = render(_NUM_PROCESSES.value, _PORT.value or free_port(), flags.FLAGS.config,
+                     flags.FLAGS.workdir, overrides, _CPU_DEVICES.value)
+  if flags.FLAGS.dry_run:
     print('\n'.join(job.shell(argv, env) for env, argv in processes))
     return
   codes = run(processes)

@@ -18,7 +18,6 @@ from absl import flags
 
 from launch import job
 
-flags.adopt_module_key_flags(job)  # --help lists --config, --workdir, --dry_run.
 _NODES = flags.DEFINE_integer('nodes', 1, 'Nodes.')
 _GPUS = flags.DEFINE_integer('gpus_per_node', 8, 'GPUs on each node.')
 _PER_NODE = flags.DEFINE_bool('process_per_node', False, 'One process per node (all its '
@@ -70,8 +69,8 @@ def render(nodes, gpus_per_node, config, workdir, overrides=(), process_per_node
 
 
 def main(overrides):
-  script = render(_NODES.value, _GPUS.value, job.CONFIG.value, job.WORKDIR.value, overrides,
-                  _PER_NODE.value, _PARTITION.value, _TIME.value, _CPUS.value,
+  script = render(_NODES.value, _GPUS.value, flags.FLAGS.config, flags.FLAGS.workdir,
+                  overrides, _PER_NODE.value, _PARTITION.value, _TIME.value, _CPUS.value,
                   _JOB_NAME.value, _SETUP.value, _PYTHON.value)
   if _SUBMIT.value:
     job.execute(script, ['sbatch'], stdin=script)

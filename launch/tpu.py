@@ -20,7 +20,6 @@ from absl import flags
 
 from launch import job
 
-flags.adopt_module_key_flags(job)  # --help lists --config, --workdir, --dry_run.
 _NAME = flags.DEFINE_string('name', None, 'TPU VM name.')
 _ZONE = flags.DEFINE_string('zone', None, 'Zone, e.g. us-central2-b.')
 _ACCELERATOR = flags.DEFINE_string('accelerator_type', 'v4-8', 'e.g. v4-32, v5litepod-16.')
@@ -31,7 +30,6 @@ _PREEMPTIBLE = flags.DEFINE_bool('preemptible', False, 'Create a preemptible TPU
 _REPO_URL = flags.DEFINE_string('repo_url', '', 'git clone this URL on the workers instead of '
                                 'copying this repository\'s HEAD.')
 _REF = flags.DEFINE_string('ref', '', 'With --repo_url: the branch, tag or commit to check out.')
-flags.mark_flags_as_required(['name', 'zone'])
 
 # Chips (v5e, v6e) or TensorCores (v2-v5p), as the accelerator type counts them, on one
 # host of a multi-host slice; types of up to 8 are single-host.
@@ -109,11 +107,11 @@ def render(name, zone, accelerator_type, runtime_version, config, workdir, overr
 
 def main(overrides):
   script = render(_NAME.value, _ZONE.value, _ACCELERATOR.value, _RUNTIME.value,
-                  job.CONFIG.value, job.WORKDIR.value, overrides, _PROJECT.value,
+                  flags.FLAGS.config, flags.FLAGS.workdir, overrides, _PROJECT.value,
                   _SPOT.value, _PREEMPTIBLE.value, _REPO_URL.value, _REF.value,
                   archive=f'/tmp/avjax-{_NAME.value}.tar.gz')
   job.execute(script, ['bash', '-c', script])
 
 
 if __name__ == '__main__':
-  job.run(main)
+  job.run(main, required=['name', 'zone'])

@@ -211,7 +211,8 @@ def run_suite(workdir, data_dir, *flags, suite='speech'):
   cmd = [sys.executable, '-m', 'avjax.evaluate', f'--suite={suite}', '--preset=tiny',
          f'--workdir={workdir}', f'--data_dir={data_dir}', *flags]
   # The tiny suite's time goes to compiling; unoptimised code compiles in half of it.
-  xla_flags = os.environ.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=0'
+  xla_flags = (os.environ.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=0'
+               ' --xla_llvm_disable_expensive_passes=true')
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
                         env={**os.environ, 'XLA_FLAGS': xla_flags})
   return proc.returncode, proc.stdout + proc.stderr
