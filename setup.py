@@ -6,7 +6,10 @@ setuptools.setup(
     name='avjax',
     version='0.1.0',
     description='Self-supervised audio-visual learning (recon, disentangle, sync) in JAX/Flax.',
-    packages=setuptools.find_packages(include=['avjax', 'avjax.*']),
+    # configs/ is installed as avjax/configs, so that an installed avjax runs
+    # `--config=configs/NAME.py` from any folder (avjax.config_lib.resolve).
+    packages=[*setuptools.find_packages(include=['avjax', 'avjax.*']), 'avjax.configs'],
+    package_dir={'avjax.configs': 'configs'},
     python_requires='>=3.10',
     install_requires=[
         'absl-py',

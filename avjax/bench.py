@@ -4,6 +4,8 @@ r"""Benchmarks a config's train step: compile time, step time, FLOPs, MFU, input
   python -m avjax.bench --config=configs/recon.py:tiny --steps=20 --warmup=5 \
       --json=/tmp/bench/recon.json --profile_dir=/tmp/bench/trace
   python -m avjax.bench --markdown /tmp/bench/*.json   # README table rows
+  python -m avjax.bench --config=configs/recon.py:accel \
+      --assume_device='NVIDIA H100 80GB HBM3'           # host cores to feed one H100
 
 The step is `train.build(config)`'s, run on one fixed device-resident batch (the
 input pipeline is left out) and timed with `block_until_ready`; the pipeline
@@ -14,6 +16,14 @@ FLOPs are XLA's count for the compiled step, per device: for an SPMD program
 over the step time and one chip's bf16 peak. XLA counts the body of a while loop
 (`lax.scan`, `nn.RNN`) once, whatever its trip count, so with loops in the step
 (`while_loops` > 0) FLOPs and MFU are lower bounds.
+
+`--assume_device=KIND` sizes the host of a device this machine does not have: the
+step's FLOPs per example come from its trace (as with --trace_only), the input
+pipeline is run here, and the report gives the examples/s one device consumes at
+40% MFU of KIND's bf16 peak, the pipeline's examples per CPU-second (the CPU time
+of the main process and its Grain workers, so a loaded machine does not skew it),
+and their ratio, `cores_needed_per_device`; with the bytes per example that cross
+to the device and the pipeline's resident memory.
 """
 
 import contextlib
@@ -26,12 +36,14 @@ import statistics
 import time
 
 import jax
+import psutil
 from absl import app
 from jax._src import ad_checkpoint
 from absl import flags
 
 from avjax import main as main_lib
 from avjax import train
+from avjax.data import pipeline
 
 _STEPS = flags.DEFINE_integer('steps', 5, 'Timed steps.')
 _WARMUP = flags.DEFINE_integer('warmup', 1, 'Steps run before timing, after the first.')
@@ -41,6 +53,10 @@ _PROFILE_DIR = flags.DEFINE_string('profile_dir', '', 'Write a jax.profiler trac
 _TRACE_ONLY = flags.DEFINE_bool(
     'trace_only', False, 'Size the step from traces, compiling and running nothing (an '
     'accel preset on a CPU): parameters, FLOPs and kept activations per example.')
+_ASSUME_DEVICE = flags.DEFINE_string(
+    'assume_device', '', 'Size the host for one device of this kind (one of PEAK_BF16\'s, '
+    'e.g. "NVIDIA H100 80GB HBM3"): FLOPs from traces, the input pipeline run here; '
+    'reports cores_needed_per_device, pipeline_bytes_per_example, pipeline_rss_bytes.')
 _MARKDOWN = flags.DEFINE_bool('markdown', False, 'Print the README table of the JSON reports '
                               'named as arguments, and exit.')
 
@@ -58,6 +74,10 @@ PEAK_BF16 = (
     ('NVIDIA H200 NVL', 1671e12 / 2),  # H200 NVL: 1,671 TFLOPS sparse.
     ('NVIDIA H200.*', 1979e12 / 2),  # H200 SXM: 1,979 TFLOPS sparse.
 )
+
+
+# The MFU at which `--assume_device` sizes the host: a well-fed step reaches about this.
+TARGET_MFU = 0.4
 
 
 def peak_flops(device_kind):
@@ -89,6 +109,16 @@ def input_ratio(pipeline_examples_per_s, step_examples_per_s):
   return pipeline_examples_per_s / step_examples_per_s
 
 
+def device_examples_per_s(peak, flops_per_example, target_mfu=TARGET_MFU):
+  """Examples/s one device consumes at `target_mfu` of its `peak` FLOP/s."""
+  return target_mfu * peak / flops_per_example
+
+
+def cores_needed(device_examples_per_s, examples_per_core_s):
+  """Host CPU cores that feed one device: its consumption over one core's pipeline rate."""
+  return device_examples_per_s / examples_per_core_s
+
+
 def _time_steps(compiled, state, count, *, batch, rng):
   """Runs `count` steps; returns the last state and each step's seconds."""
   times = []
@@ -100,14 +130,94 @@ def _time_steps(compiled, state, count, *, batch, rng):
   return state, times
 
 
-def pipeline_examples_per_s(iterator, batch_size, batches, warmup):
-  """Examples/s that `iterator` yields over `batches` batches after `warmup`."""
+def cpu_seconds(processes):
+  """User and system CPU seconds that `processes` have used, all threads."""
+  total = 0.0
+  for p in processes:
+    with contextlib.suppress(psutil.NoSuchProcess):
+      times = p.cpu_times()
+      total += times.user + times.system
+  return total
+
+
+def shared_memory_files():
+  """{path: bytes} of the POSIX shared memory files (/dev/shm), through which Grain's
+  workers hand batches to the main process."""
+  files = {}
+  for path in pathlib.Path('/dev/shm').glob('*'):
+    with contextlib.suppress(OSError):  # Unlinked meanwhile.
+      files[str(path)] = path.stat().st_size
+  return files
+
+
+def resident_bytes(processes, shm_before=None):
+  """Resident memory of `processes`: their proportional set sizes (a page shared by n
+  processes counts 1/n in each) but for shared memory, plus the shared memory files
+  made since `shm_before` (batches on their way between processes, mapped or not),
+  each once; None: no shared memory counted."""
+  total = sum(_unshared_pss(p) for p in processes)
+  if shm_before is not None:
+    total += sum(size for path, size in shared_memory_files().items()
+                 if path not in shm_before)
+  return total
+
+
+def _unshared_pss(process):
+  """`process`'s proportional set size less its shared memory pages (Linux's
+  smaps_rollup), or its resident set size where there is no smaps_rollup."""
+  try:
+    rollup = pathlib.Path(f'/proc/{process.pid}/smaps_rollup').read_text()
+  except FileNotFoundError:
+    with contextlib.suppress(psutil.NoSuchProcess):
+      return process.memory_info().rss
+    return 0
+  kib = {k: int(v.split()[0]) for k, _, v in
+         (line.partition(':') for line in rollup.splitlines()[1:])}
+  return (kib['Pss'] - kib.get('Pss_Shmem', 0)) * 1024
+
+
+def _spawned(process):
+  """Whether `process` is a worker that multiprocessing spawned (a Grain worker)."""
+  try:
+    return any('spawn_main' in arg for arg in process.cmdline())
+  except psutil.NoSuchProcess:
+    return False
+
+
+def measure_pipeline(iterator, batch_size, prefetch_buffer, batches, warmup,
+                     shm_before=None):
+  """The input pipeline of `iterator` (`batch_size` examples a batch) on its own.
+
+  Examples per second and per CPU-second (of this process and of the workers that
+  its first batch starts) over at least `batches` batches and twice what the
+  pipeline holds, after `warmup` batches and what it holds; bytes per example; and
+  the most resident memory seen over `warmup` more batches (`resident_bytes`).
+  """
+  me = psutil.Process()
+  others = {p.pid for p in me.children(recursive=True)}
+  next(iterator)  # Starts the workers.
+  processes = [me, *(p for p in me.children(recursive=True) if p.pid not in others)]
+  workers = sum(map(_spawned, processes[1:]))
+  held = pipeline.held_batches(workers, prefetch_buffer)
+  batches = max(batches, 2 * held)
+  for _ in range(warmup + held):
+    next(iterator)
+  cpu, start = cpu_seconds(processes), time.perf_counter()
+  for _ in range(batches):
+    batch = next(iterator)
+  seconds, cpu = time.perf_counter() - start, cpu_seconds(processes) - cpu
+  rss = resident_bytes(processes, shm_before)
   for _ in range(warmup):
     next(iterator)
-  start = time.perf_counter()
-  for _ in range(batches):
-    next(iterator)
-  return batches * batch_size / (time.perf_counter() - start)
+    rss = max(rss, resident_bytes(processes, shm_before))
+  return {
+      'pipeline_workers': workers,
+      'pipeline_batches': batches,
+      'pipeline_examples_per_s': batches * batch_size / seconds,
+      'pipeline_examples_per_core_s': batches * batch_size / cpu,
+      'pipeline_bytes_per_example': pipeline.batch_bytes(batch) / batch_size,
+      'pipeline_rss_bytes': rss,
+  }
 
 
 def kept_bytes(task, params, batch, rng):
@@ -119,10 +229,11 @@ def kept_bytes(task, params, batch, rng):
              if 'argument' not in source)
 
 
-def trace_sizes(config):
+def trace_sizes(config, setup=None):
   """Per-example sizes of `config`'s train step, from traces alone: XLA's FLOPs of the
-  lowered step and the activations kept for the backward pass, with remat as set."""
-  setup = train.build(config)
+  lowered step and the activations kept for the backward pass, with remat as set.
+  `setup`: `train.build(config)`, if already made."""
+  setup = setup or train.build(config)
   lowered = setup.step_fn.lower(setup.abstract_state, setup.first_batch, setup.train_rng)
   params = setup.abstract_state.params
   kept = kept_bytes(setup.task, params, setup.first_batch, setup.train_rng)
@@ -137,8 +248,30 @@ def trace_sizes(config):
   }
 
 
+def size_host(config, device_kind, batches, warmup=1):
+  """The report of `--assume_device`: `trace_sizes`, `measure_pipeline` and the host
+  cores that feed one `device_kind` device at TARGET_MFU."""
+  peak = peak_flops(device_kind)
+  if peak is None:
+    raise ValueError(f'--assume_device={device_kind!r} is not a kind of bench.PEAK_BF16: '
+                     f'{[pattern for pattern, _ in PEAK_BF16]}')
+  shm_before = shared_memory_files()
+  setup = train.build(config)
+  sizes = trace_sizes(config, setup)
+  measured = measure_pipeline(setup.train_iter, setup.local_batch,
+                              config.data.prefetch_buffer, batches, warmup, shm_before)
+  consumed = device_examples_per_s(peak, sizes['gflop_per_example'] * 1e9)
+  return {
+      **sizes, 'assumed_device': device_kind, 'peak_bf16_flop_per_s_per_device': peak,
+      'target_mfu': TARGET_MFU, 'device_examples_per_s': consumed, **measured,
+      'cores_needed_per_device': cores_needed(consumed,
+                                              measured['pipeline_examples_per_core_s']),
+  }
+
+
 def measure(config, steps, warmup, profile_dir=''):
   """The benchmark report (a dict) of `config`'s train step and input pipeline."""
+  shm_before = shared_memory_files()
   setup = train.build(config)
   start = time.perf_counter()
   compiled = setup.step_fn.lower(setup.abstract_state, setup.first_batch,
@@ -153,13 +286,11 @@ def measure(config, steps, warmup, profile_dir=''):
   flops = step_flops(compiled)
   device_kind = jax.devices()[0].device_kind
   peak = peak_flops(device_kind)
-  # The pipeline holds up to `ready` batches made while the first one was awaited:
-  # those are drained in the warm-up and outnumbered in the timing.
-  ready = max(config.data.num_workers, 1) * config.data.prefetch_buffer
-  pipeline_batches = max(steps, 2 * ready)
-  pipeline_rate = pipeline_examples_per_s(setup.train_iter, setup.local_batch,
-                                          pipeline_batches, warmup + ready)
-  ratio = input_ratio(pipeline_rate, setup.local_batch / step_s)
+  # The pipeline holds batches made while the first one was awaited: those are
+  # drained in the warm-up and outnumbered in the timing.
+  measured = measure_pipeline(setup.train_iter, setup.local_batch,
+                              config.data.prefetch_buffer, steps, warmup, shm_before)
+  ratio = input_ratio(measured['pipeline_examples_per_s'], setup.local_batch / step_s)
   return {
       'date': datetime.date.today().isoformat(),
       'jax_version': jax.__version__,
@@ -181,8 +312,7 @@ def measure(config, steps, warmup, profile_dir=''):
       'flop_per_s_per_device': None if flops is None else flops / step_s,
       'peak_bf16_flop_per_s_per_device': peak,
       'mfu': mfu(flops, step_s, peak),
-      'pipeline_batches': pipeline_batches,
-      'pipeline_examples_per_s': pipeline_rate,  # This host's pipeline.
+      **measured,  # This host's pipeline.
       'input_ratio': ratio,
       'input_bound': ratio < 1,
   }
@@ -212,6 +342,10 @@ def format_report(report):
           f'(no bf16 peak known for {report["device_kind"]})')),
       ('input pipeline', f'{report["pipeline_examples_per_s"]:.1f} examples/s (this host, '
                          f'{report["pipeline_batches"]} batches)'),
+      ('pipeline host', f'{report["pipeline_examples_per_core_s"]:.0f} examples per CPU-second, '
+                        f'{report["pipeline_workers"]} workers, '
+                        f'{report["pipeline_rss_bytes"] / 2**20:.0f} MiB resident, '
+                        f'{report["pipeline_bytes_per_example"]:,.0f} B/example'),
       ('input-bound', f'{"yes" if report["input_bound"] else "no"} (pipeline / step '
                       f'consumption = {report["input_ratio"]:.2f})'),
   ]
@@ -255,8 +389,11 @@ def main(argv):
     raise app.UsageError('--config is required')
   main_lib.start(argv)
   name, preset = _config_name_and_preset()
-  if _TRACE_ONLY.value:
-    sizes = main_lib.exit_on_error(trace_sizes, main_lib.CONFIG.value)
+  if _TRACE_ONLY.value or _ASSUME_DEVICE.value:
+    sizer = (functools.partial(size_host, device_kind=_ASSUME_DEVICE.value,
+                               batches=_STEPS.value, warmup=_WARMUP.value)
+             if _ASSUME_DEVICE.value else trace_sizes)
+    sizes = main_lib.exit_on_error(sizer, main_lib.CONFIG.value)
     print(json.dumps({'config': name, 'preset': preset, **sizes}))
     return
   report = main_lib.exit_on_error(measure, main_lib.CONFIG.value, _STEPS.value,

@@ -6,7 +6,7 @@ import os
 
 import ml_collections
 
-import avjax
+from avjax import configs
 
 
 def parse_arg(arg, **defaults):
@@ -47,6 +47,9 @@ def trainer_defaults():
   config.checkpoint_every = 500
   config.keep_checkpoints = 2
   config.init_from = ''  # Another run's workdir to start from.
+  # JAX's persistent compilation cache, which a restart reads its compiled programs from:
+  # '' = $JAX_COMPILATION_CACHE_DIR if set, else WORKDIR/jax_cache; 'none' = off.
+  config.compilation_cache_dir = ''
   # Compute dtype of convolutions and matmuls ('bfloat16' on GPUs and TPUs); parameters,
   # optimizer state, losses and metrics stay float32.
   config.dtype = 'float32'
@@ -59,9 +62,11 @@ def trainer_defaults():
   config.optimizer = ml_collections.ConfigDict(dict(
       name='adamw', learning_rate=1e-3, warmup_steps=100, schedule='cosine',
       weight_decay=0.0, grad_clip=1.0, momentum=0.9))
+  # num_workers: Grain worker processes (-1: sized from the host's CPUs and memory,
+  # `pipeline.auto_workers`; 0: none); prefetch_buffer: batches each keeps ready.
   config.data = ml_collections.ConfigDict(dict(
       name='avsynth', config='heads', data_dir='', manual_dir='', train_split='train',
-      eval_split='validation', num_workers=2, prefetch_buffer=4,
+      eval_split='validation', num_workers=2, prefetch_buffer=2,
       # Train on a class-stratified fraction of train_split, by feature label_key.
       label_fraction=1.0, label_key=''))
   # Linear probe of the audio encoder at each eval (avjax.evaluate.linear_probe);
@@ -117,30 +122,43 @@ def make_accel(config, per_device_batch_size, remat):
   The mesh is data-parallel (`data=-1, fsdp=1`): every model here, with its
   Adam state, fits one device many times over. `--config.mesh.fsdp=N` splits
   parameters and optimizer state over N devices, worth it only for widths whose
-  state approaches a device's memory. Grain workers for a 16-32-core host; fast steps
+  state approaches a device's memory. Grain workers sized from the process's CPUs
+  and bounded by memory (`pipeline.auto_workers`), one batch ready each; fast steps
   log every 100 and evaluate and checkpoint every 2000.
   """
   config.update(dtype='bfloat16', remat=remat, per_device_batch_size=per_device_batch_size,
                 log_every=100, eval_every=2000, checkpoint_every=2000)
   config.mesh.update(data=-1, fsdp=1)
-  config.data.update(num_workers=16, prefetch_buffer=8)
+  config.data.update(num_workers=-1, prefetch_buffer=1)
 
 
 def configs_dir():
-  """The repository's configs/ folder."""
-  return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(avjax.__file__))),
-                      'configs')
+  """The folder of the runnable configs: the checkout's configs/ (an editable install), or
+  the installed package's avjax/configs."""
+  return os.path.dirname(configs.__file__)
+
+
+def resolve(flag_value):
+  """`--config`'s 'PATH[:ARG]' with PATH as given if it exists, else, for a PATH
+  'configs/NAME.py', `configs_dir()`'s NAME.py: an installed avjax runs
+  `--config=configs/recon.py` from any folder. Raises ValueError if neither exists."""
+  path, sep, arg = flag_value.partition(':')
+  if os.path.isfile(path):
+    return flag_value
+  folder, name = os.path.split(os.path.normpath(path))
+  installed = os.path.join(configs_dir(), name)
+  if folder == 'configs' and os.path.isfile(installed):
+    return installed + sep + arg
+  raise ValueError(f'no config file {path} in {os.getcwd()}'
+                   + (f' or in {configs_dir()}' if folder == 'configs' else ''))
 
 
 def load(name, arg=None, directory=''):
-  """`get_config(arg)` of DIRECTORY/NAME.py ('' = the repository's configs/)."""
+  """`get_config(arg)` of DIRECTORY/NAME.py ('' = `configs_dir()`)."""
   path = os.path.join(directory or configs_dir(), f'{name}.py')
   if not os.path.exists(path):
     raise ValueError(f'no config {name!r}: {path} does not exist')
   spec = importlib.util.spec_from_file_location(f'avjax_config_{name}', path)
   module = importlib.util.module_from_spec(spec)
-  try:
-    spec.loader.exec_module(module)
-  except ModuleNotFoundError as e:  # e.g. `from configs import sync`.
-    raise ValueError(f'cannot load {path}: {e}; run from the repository root') from e
+  spec.loader.exec_module(module)
   return module.get_config(arg)

@@ -5,6 +5,7 @@ r"""Trains a task from an ml_collections config.
       --config.total_steps=20
 """
 
+import os
 import sys
 
 import jax
@@ -13,6 +14,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from avjax import checkpoint
+from avjax import config_lib
 from avjax import metric_writers
 from avjax import parallel
 from avjax import train
@@ -22,9 +25,20 @@ CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a configs/*.py
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and metrics.')
 
 
+def resolve_config(argv):
+  """argv with `--config=PATH[:ARG]` found by `config_lib.resolve` (an installed avjax's
+  configs/NAME.py when PATH is not here); a PATH found nowhere exits with one line."""
+  try:
+    return [f'--config={config_lib.resolve(a.removeprefix("--config="))}'
+            if a.startswith('--config=') else a for a in argv]
+  except ValueError as e:
+    sys.exit(f'avjax: error: --config: {e}')
+
+
 def parse_flags(argv):
-  """absl's flag parsing, with a one-line error for an unknown --config.KEY or a
-  configs/*.py that refuses its argument (`configs/disentangle.py:data=lrw`)."""
+  """absl's flag parsing after `resolve_config`, with a one-line error for an unknown
+  --config.KEY or a configs/*.py that refuses its argument (`configs/disentangle.py:data=lrw`)."""
+  argv = resolve_config(argv)
   try:
     return flags.FLAGS(argv)
   except flags.IllegalFlagValueError as e:
@@ -47,10 +61,32 @@ def start(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(metric_writers.quiet_orbax)
+  checkpoint.quiet_failed_saves()
   parallel.maybe_initialize_distributed()
   jax.config.update('jax_threefry_partitionable', True)
   logging.info('process %d of %d; devices: %s', jax.process_index(), jax.process_count(),
                jax.devices())
+
+
+def compilation_cache_dir(setting, workdir, environ):
+  """The folder of JAX's persistent compilation cache, or None for none: `setting`
+  (config.compilation_cache_dir) unless '' or 'none', else JAX_COMPILATION_CACHE_DIR
+  in `environ`, else WORKDIR/jax_cache, which every host and every restart sees."""
+  if setting == 'none':
+    return None
+  default = os.path.join(workdir, 'jax_cache')
+  return setting or environ.get('JAX_COMPILATION_CACHE_DIR') or default
+
+
+def use_compilation_cache(config, workdir):
+  """Points JAX's persistent compilation cache at `compilation_cache_dir` (or turns it
+  off), before the first compilation: a restarted run reads its programs back."""
+  path = compilation_cache_dir(config.compilation_cache_dir, workdir, os.environ)
+  if path is None:
+    jax.config.update('jax_enable_compilation_cache', False)
+  else:
+    jax.config.update('jax_compilation_cache_dir', path)
+  logging.info('JAX compilation cache: %s', path or 'off')
 
 
 def exit_on_error(fn, *args):
@@ -64,6 +100,7 @@ def exit_on_error(fn, *args):
 
 def main(argv):
   start(argv)
+  use_compilation_cache(CONFIG.value, _WORKDIR.value)
   exit_on_error(train.train_and_evaluate, CONFIG.value, _WORKDIR.value)
 
 

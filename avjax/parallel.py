@@ -2,9 +2,13 @@
 
 The mesh has two axes: `data` (batch split, parameters replicated) and `fsdp`
 (batch split too, and each parameter's largest divisible dimension split).
+`DevicePrefetch` puts the next batches on the devices from a background thread.
 """
 
+import json
 import os
+import queue
+import threading
 
 import jax
 import numpy as np
@@ -104,6 +108,63 @@ def check_batch_size(global_batch_size, mesh):
 
 
 def to_global(batch, mesh):
-  """Assembles each host's numpy batch into global arrays split on the batch axes."""
+  """Assembles each host's numpy batch into global arrays split on the batch axes: the
+  global batch is the hosts' batches stacked in process order (a host's devices hold
+  consecutive rows of the batch sharding)."""
   sharding = batch_sharding(mesh)
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
+
+
+class DevicePrefetch:
+  """Iterates over `iterator`'s host batches as global arrays (`to_global`), which a
+  background thread puts on the devices up to `size` batches ahead of the one taken.
+
+  `get_state()` is the data position after the batches taken so far (not those
+  prefetched), in the form Grain's checkpoint handler saves of an iterator other than
+  its own (JSON bytes); restore the underlying Grain iterator before prefetching. An
+  error of `iterator` is raised by `next`; `close()` (or the end of a `with` block)
+  stops the thread.
+  """
+
+  def __init__(self, iterator, mesh, size=2):
+    self._iterator, self._mesh = iterator, mesh
+    self._state = iterator.get_state()
+    self._slots = threading.Semaphore(size)  # Batches on the devices, not yet taken.
+    self._ready = queue.Queue()  # (global batch, position after it, error).
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._fill, name='DevicePrefetch', daemon=True)
+    self._thread.start()
+
+  def _fill(self):
+    try:
+      while self._slots.acquire() and not self._stop.is_set():
+        batch = next(self._iterator)
+        self._ready.put((to_global(batch, self._mesh), self._iterator.get_state(), None))
+    except Exception as e:  # pylint: disable=broad-except  (`next` raises it, StopIteration too)
+      self._ready.put((None, None, e))
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    batch, state, error = self._ready.get()
+    if error is not None:
+      self._ready.put((None, None, error))  # The next call raises it again.
+      raise error
+    self._slots.release()
+    self._state = state
+    return batch
+
+  def get_state(self):
+    return json.dumps(self._state, indent=4).encode()
+
+  def close(self):
+    self._stop.set()
+    self._slots.release()  # Wakes the thread if it waits for a slot.
+    self._thread.join()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc_info):
+    self.close()

@@ -8,9 +8,11 @@ builds (`build(config)`, which `avjax.bench` shares) the task named by
 `eval_every` steps, writes metrics (JSON lines, TensorBoard) and a progress
 line, and checkpoints state and data position together every
 `checkpoint_every` steps; a restart in the same workdir resumes from there,
-and SIGTERM saves before exiting.
+and SIGTERM saves before exiting (every process the same step). Batches go to the
+devices two steps ahead, from a background thread (`parallel.DevicePrefetch`).
 """
 
+import contextlib
 import dataclasses
 import functools
 import signal
@@ -119,7 +121,8 @@ class _Evaluator:
   plus the linear probe of `config.probe` (see `avjax.evaluate.linear_probe`)."""
 
   def __init__(self, config, task, mesh, batch_size):
-    source = pipeline.load_source(config.data, config.data.eval_split)
+    source = pipeline.load_source(config.data, config.data.eval_split,
+                                  getattr(task, 'features', None))
     host_examples = len(source) // jax.process_count()
     batch_size = eval_batch_size(batch_size, host_examples, mesh.size // jax.process_count())
     if batch_size == 0:
@@ -175,7 +178,7 @@ def build(config):
   logging.info('mesh %s over %d devices, %d hosts', dict(mesh.shape), mesh.size,
                jax.process_count())
 
-  source = pipeline.train_source(config.data, config.seed)
+  source = pipeline.train_source(config.data, config.seed, getattr(task, 'features', None))
   train_ds = pipeline.train_dataset(source, task.preprocess, local_batch, config.seed,
                                     jax.process_index(), jax.process_count())
   train_iter = pipeline.make_iterator(train_ds, config.data.num_workers,
@@ -209,7 +212,7 @@ def train_and_evaluate(config, workdir):
   setup = build(config)
 
   manager = checkpoint.make_manager(workdir, config.keep_checkpoints)
-  if manager.latest_step() is not None:
+  if manager.latest_step() is not None:  # Resumes from the newest readable checkpoint.
     state = checkpoint.restore(manager, setup.abstract_state, setup.train_iter)
     logging.info('resumed from %s at step %d', manager.directory, int(state.step))
   else:
@@ -225,41 +228,66 @@ def train_and_evaluate(config, workdir):
   writer = metric_writers.MetricWriter(workdir) if is_chief else metric_writers.NullWriter()
   step = int(state.step)
   progress = metric_writers.Progress(step, config.total_steps, setup.batch_size)
-  stop = _sigterm_event()
-  pending = []
-  while step < config.total_steps and not stop.is_set():
-    batch = parallel.to_global(next(setup.train_iter), setup.mesh)
-    state, metrics = setup.step_fn(state, batch, setup.train_rng)
-    step += 1
-    pending.append((step, metrics))
-    last = step == config.total_steps or stop.is_set()
-    must_save = last or step % config.checkpoint_every == 0
-    if last or must_save or step % config.log_every == 0:
-      pending = jax.device_get(pending)
-      check_finite(pending)
-      means = {k: np.mean([m[k] for _, m in pending]) for k in pending[-1][1]}
-      writer.scalars(step, {**means, 'learning_rate': setup.schedule(step - 1),
-                            **progress.report(step)})
-      pending = []
-    if last or step % config.eval_every == 0:
-      results = evaluator(state.params)
-      logging.info('step %d: %s', step, ', '.join(f'{k}={v:.4f}' for k, v in results.items()))
-      writer.scalars(step, results)
-      image = evaluator.visualize(state.params)
-      if image is not None:
-        writer.image(step, 'samples', image)
-    if must_save:
-      checkpoint.save(manager, step, state, setup.train_iter)
-  manager.wait_until_finished()
+  write = functools.partial(_write_metrics, writer, setup.schedule, progress)
+  pending, row_due = [], False  # (step, metrics) not yet written; the last step's row waits.
+  stop = False
+  with parallel.DevicePrefetch(setup.train_iter, setup.mesh) as batches, \
+      _preemption(manager) as reached_preemption:
+    while step < config.total_steps and not stop:
+      state, metrics = setup.step_fn(state, next(batches), setup.train_rng)
+      step += 1
+      pending.append((step, metrics))
+      # Read once a step: a later SIGTERM saves and stops at a later step, never unsaved.
+      stop = reached_preemption(step)
+      evaluate = step == config.total_steps or step % config.eval_every == 0
+      must_save = step == config.total_steps or stop or step % config.checkpoint_every == 0
+      if row_due:  # The previous step's row, fetched now that it is done: never the newest.
+        write(pending[:-1])
+        pending = pending[-1:]
+      log = must_save or step % config.log_every == 0
+      row_due = log and not evaluate and not must_save
+      if log and not row_due:  # A save or an evaluation waits for this step anyway.
+        write(pending)
+        pending = []
+      if evaluate:
+        results = evaluator(state.params)
+        logging.info('step %d: %s', step, ', '.join(f'{k}={v:.4f}' for k, v in results.items()))
+        writer.scalars(step, results)
+        image = evaluator.visualize(state.params)
+        if image is not None:
+          writer.image(step, 'samples', image)
+      if must_save:
+        checkpoint.save(manager, step, state, batches)
+  checkpoint.wait(manager)  # A failed save raises OSError; the ones before it stay.
   writer.close()
-  if stop.is_set():
-    logging.info('SIGTERM: saved step %d and stopped', step)
+  if stop:
+    logging.info('preempted (SIGTERM): saved step %d and stopped', step)
   return state
 
 
-def _sigterm_event():
-  """An event set on SIGTERM (preemption), so the loop can save and stop."""
+def _write_metrics(writer, schedule, progress, pending):
+  """Writes the means of `pending` [(step, metrics)], once finite, as its last step's row."""
+  pending = jax.device_get(pending)
+  check_finite(pending)
+  step = pending[-1][0]
+  means = {k: np.mean([m[k] for _, m in pending]) for k in pending[-1][1]}
+  writer.scalars(step, {**means, 'learning_rate': schedule(step - 1), **progress.report(step)})
+
+
+@contextlib.contextmanager
+def _preemption(manager):
+  """Yields `reached(step)`, called once a step: whether to save `step` and stop. Several
+  processes agree on that step through JAX's preemption service, which takes SIGTERM
+  (orbax's `reached_preemption`, as MaxText does); one process sets a flag on SIGTERM,
+  its handler restored after."""
+  if jax.process_count() > 1:
+    yield manager.reached_preemption
+    return
   event = threading.Event()
-  if threading.current_thread() is threading.main_thread():
-    signal.signal(signal.SIGTERM, lambda *_: event.set())
-  return event
+  main = threading.current_thread() is threading.main_thread()  # Where handlers go.
+  previous = signal.signal(signal.SIGTERM, lambda *_: event.set()) if main else None
+  try:
+    yield lambda step: event.is_set()
+  finally:
+    if main:
+      signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

@@ -11,7 +11,8 @@ variables) and the notebook's folder as working directory. A failing cell
 stops its notebook with the cell's number, its source and the error; the
 exit status is 1 if any notebook failed. Executed notebooks are written only
 with --out. Needs the test extra (`pip install -e '.[test]'`: nbclient,
-nbformat, ipykernel).
+nbformat, ipykernel). Where avjax is not importable, each notebook's first cell
+installs this checkout, or the source that AVJAX_SOURCE names.
 """
 
 import argparse

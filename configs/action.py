@@ -24,8 +24,8 @@ tenth of the train split (stratified by `action`, `config.data.label_key`).
 import ml_collections
 
 from avjax import config_lib
+from avjax.configs import sync
 from avjax.data.synth import scenes
-from configs import sync
 
 
 def get_config(arg=None):

@@ -13,9 +13,9 @@ batch, speed options) with the aot and odd heads.
 import ml_collections
 
 from avjax import config_lib
-from configs import aot
-from configs import odd
-from configs import recon
+from avjax.configs import aot
+from avjax.configs import odd
+from avjax.configs import recon
 
 
 def get_config(arg=None):

@@ -12,7 +12,7 @@ recon's accel encoder.
 import ml_collections
 
 from avjax import config_lib
-from configs import recon
+from avjax.configs import recon
 
 
 def get_config(arg=None):

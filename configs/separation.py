@@ -21,7 +21,7 @@ export of that preset loads; a sync run with other widths needs its own block.
 import ml_collections
 
 from avjax import config_lib
-from configs import sync
+from avjax.configs import sync
 
 
 def get_config(arg=None):

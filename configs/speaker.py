@@ -19,7 +19,7 @@ stratified by `speaker` (`config.data.label_key`).
 import ml_collections
 
 from avjax import config_lib
-from configs import disentangle
+from avjax.configs import disentangle
 
 
 def get_config(arg=None):

@@ -19,6 +19,30 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]  # The repository: configs/ p
 # `jax.distributed.initialize()`, which then detects the TPU pod or SLURM job itself.
 DISTRIBUTED_ENV = 'AVJAX_DISTRIBUTED'
 
+# XLA_FLAGS of a GPU run (launch.slurm, launch.local --gpus_per_process), for overlap of
+# compute and communication; XLA's defaults (xla/debug_options_flags.cc) are no
+# latency-hiding scheduler and 30 MiB combine thresholds. launch.tpu has the TPU ones.
+GPU_XLA_FLAGS = (
+    # Start collectives early and run compute while they are in flight: JAX's "GPU
+    # performance tips" (docs.jax.dev/en/latest/gpu_performance_tips.html, "XLA
+    # performance flags"), set in NVIDIA JAX-Toolbox's images and in every MaxText GPU
+    # script (google/maxtext MaxText/configs/a3/llama_2_7b/1vm.sh).
+    '--xla_gpu_enable_latency_hiding_scheduler=true',
+    # Combine the many per-parameter gradient all-reduces (fsdp: all-gathers and
+    # reduce-scatters) into a few large ones: MaxText's values in the same script and
+    # in end_to_end/gpu/a3/test_convergence_1b_params.sh.
+    '--xla_gpu_all_reduce_combine_threshold_bytes=134217728',
+    '--xla_gpu_all_gather_combine_threshold_bytes=134217728',
+    '--xla_gpu_reduce_scatter_combine_threshold_bytes=67108864',
+)
+
+
+def merge_flags(ours, user=''):
+  """`ours` (a sequence of --NAME=VALUE) then the user's own flags (a string), without
+  those of ours that the user sets: the user's value wins, whatever the parser does
+  with a repeated flag."""
+  names = {flag.split('=', 1)[0] for flag in user.split()}
+  return ' '.join([f for f in ours if f.split('=', 1)[0] not in names] + user.split())
 
 
 def define_flags(required=()):

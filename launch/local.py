@@ -7,7 +7,10 @@ r"""Runs avjax as N processes on this machine, with a coordinator on localhost.
 Each process gets JAX_COORDINATOR_ADDRESS (localhost, a free port),
 JAX_NUM_PROCESSES and JAX_PROCESS_ID, which `avjax.parallel` hands to
 `jax.distributed.initialize`; with --cpu_devices_per_process, it runs on that
-many CPU devices (JAX_PLATFORMS=cpu, XLA_FLAGS), as a test of a multi-host run.
+many CPU devices (JAX_PLATFORMS=cpu, XLA_FLAGS), as a test of a multi-host run;
+with --gpus_per_process, on its own GPUs (JAX_LOCAL_DEVICE_IDS), with the GPU
+XLA flags of `launch.job.GPU_XLA_FLAGS`, which this shell's own XLA_FLAGS
+override.
 Each line of output is prefixed with [PROCESS_ID]; when one process fails the
 others are stopped, and the launcher fails.
 """
@@ -27,19 +30,34 @@ _NUM_PROCESSES = flags.DEFINE_integer('num_processes', 2, 'Processes to start.')
 _CPU_DEVICES = flags.DEFINE_integer(
     'cpu_devices_per_process', 0, 'Run each process on this many CPU devices (0: JAX\'s '
     'default platform and devices).')
+_GPUS = flags.DEFINE_integer(
+    'gpus_per_process', 0, 'Run process i on GPUs i*N ... i*N+N-1 (0: JAX\'s default '
+    'platform and devices).')
 _PORT = flags.DEFINE_integer('port', 0, 'Coordinator port on localhost (0: a free one).')
 
 
 def render(num_processes, port, config, workdir, overrides=(), cpu_devices_per_process=0,
-           python=sys.executable):
-  """[(environment variables, argv)] of each process, in process order."""
+           python=sys.executable, gpus_per_process=0, xla_flags=''):
+  """[(environment variables, argv)] of each process, in process order; `xla_flags`:
+  the user's own XLA_FLAGS, kept (and winning over the GPU flags)."""
+  if cpu_devices_per_process and gpus_per_process:
+    raise ValueError('--cpu_devices_per_process and --gpus_per_process: choose one')
   env = {'JAX_COORDINATOR_ADDRESS': f'localhost:{port}',
          'JAX_NUM_PROCESSES': str(num_processes)}
-  if cpu_devices_per_process:
-    env.update(JAX_PLATFORMS='cpu',
-               XLA_FLAGS=f'--xla_force_host_platform_device_count={cpu_devices_per_process}')
+  if cpu_devices_per_process:  # The device count this launcher was asked for wins.
+    count = f'--xla_force_host_platform_device_count={cpu_devices_per_process}'
+    env.update(JAX_PLATFORMS='cpu', XLA_FLAGS=job.merge_flags(xla_flags.split(), count))
+  if gpus_per_process:
+    env['XLA_FLAGS'] = job.merge_flags(job.GPU_XLA_FLAGS, xla_flags)
   argv = job.main_args(config, workdir, overrides, python)
-  return [({**env, 'JAX_PROCESS_ID': str(i)}, argv) for i in range(num_processes)]
+  processes = []
+  for i in range(num_processes):
+    own = {'JAX_PROCESS_ID': str(i)}
+    if gpus_per_process:
+      first = i * gpus_per_process
+      own['JAX_LOCAL_DEVICE_IDS'] = ','.join(map(str, range(first, first + gpus_per_process)))
+    processes.append(({**env, **own}, argv))
+  return processes
 
 
 def free_port():
@@ -81,7 +99,8 @@ def run(processes, out=sys.stdout, timeout=None):
 
 def main(overrides):
   processes = render(_NUM_PROCESSES.value, _PORT.value or free_port(), flags.FLAGS.config,
-                     flags.FLAGS.workdir, overrides, _CPU_DEVICES.value)
+                     flags.FLAGS.workdir, overrides, _CPU_DEVICES.value,
+                     gpus_per_process=_GPUS.value, xla_flags=os.environ.get('XLA_FLAGS', ''))
   if flags.FLAGS.dry_run:
     print('\n'.join(job.shell(argv, env) for env, argv in processes))
     return

@@ -9,11 +9,14 @@ one is deleted and created again), copies this repository's HEAD to every
 worker (`git archive`, or `git clone` of --repo_url), installs it with
 `jax[tpu]` and gcsfs, and runs the same `avjax.main` command on all workers
 with AVJAX_DISTRIBUTED=1, so that `jax.distributed.initialize()` finds the
-pod's workers itself. Rerunning it resumes the run from its workdir's latest
-checkpoint. Needs the gcloud CLI (logged in; --project or gcloud's default)
+pod's workers itself, and LIBTPU_INIT_ARGS set to the compute/communication
+overlap flags of the TPU generation (`tpu_flags`) followed by this shell's own
+LIBTPU_INIT_ARGS, which win. Rerunning it resumes the run from its workdir's
+latest checkpoint. Needs the gcloud CLI (logged in; --project or gcloud's default)
 and git.
 """
 
+import os
 import shlex
 
 from absl import flags
@@ -36,6 +39,29 @@ _REF = flags.DEFINE_string('ref', '', 'With --repo_url: the branch, tag or commi
 _PER_HOST = {'v2': 8, 'v3': 8, 'v4': 8, 'v5p': 8, 'v5litepod': 4, 'v6e': 4}
 _ARCHIVE = 'avjax.tar.gz'  # On the workers, in the home directory.
 
+# LIBTPU_INIT_ARGS of a run, for overlap of compute and communication, by generation.
+_ALL_FLAGS = (
+    # The latency-hiding scheduler: apple/axlearn's default for every TPU version
+    # (axlearn/common/compiler_options.py, default_xla_options).
+    '--xla_tpu_enable_latency_hiding_scheduler=true',)
+_V4_FLAGS = (
+    # Asynchronous all-gather (the fsdp axis): MaxText's v4 scripts (google/maxtext
+    # MaxText/configs/v4/22b.sh); axlearn sets it on v4 and notes that v3 lacks it.
+    '--xla_enable_async_all_gather=true',)
+_V5_FLAGS = (
+    # Overlap the data-parallel gradient all-reduce with the backward pass, and fuse
+    # collectives with the compute around them: every MaxText v5e and v5p script
+    # (MaxText/configs/v5e/16b.sh, v5p/32b.sh; explained in MaxText/configs/README.md).
+    '--xla_tpu_enable_data_parallel_all_reduce_opt=true',
+    '--xla_tpu_data_parallel_opt_different_sized_ops=true',
+    '--xla_tpu_enable_async_collective_fusion=true',
+    '--xla_tpu_enable_async_collective_fusion_fuse_all_gather=true',
+    '--xla_tpu_enable_async_collective_fusion_multiple_steps=true',
+    '--xla_tpu_overlap_compute_collective_tc=true',
+)
+_TPU_FLAGS = {'v4': _ALL_FLAGS + _V4_FLAGS,
+              **dict.fromkeys(['v5litepod', 'v5p', 'v6e'], _ALL_FLAGS + _V4_FLAGS + _V5_FLAGS)}
+
 
 def num_workers(accelerator_type):
   """Hosts of a TPU slice ('v4-32' -> 4, 'v4-8' -> 1); None for an unknown type."""
@@ -43,6 +69,12 @@ def num_workers(accelerator_type):
   if generation not in _PER_HOST or not size.isdigit():
     return None
   return 1 if int(size) <= 8 else int(size) // _PER_HOST[generation]
+
+
+def tpu_flags(accelerator_type):
+  """The LIBTPU_INIT_ARGS flags of a run on `accelerator_type` ('v5p-128'): the
+  latency-hiding scheduler on any generation, more from v4 and v5 on."""
+  return _TPU_FLAGS.get(accelerator_type.rpartition('-')[0], _ALL_FLAGS)
 
 
 def check_workdir(workdir, accelerator_type):
@@ -86,17 +118,20 @@ def _code_lines(where, name, repo_url, ref, archive):
 
 def render(name, zone, accelerator_type, runtime_version, config, workdir, overrides=(),
            project='', spot=False, preemptible=False, repo_url='', ref='',
-           archive='/tmp/avjax.tar.gz'):
+           archive='/tmp/avjax.tar.gz', libtpu_init_args=''):
   """The bash script that creates (or reuses) the TPU VM, puts avjax on every worker
-  and runs `avjax.main` on all of them; `archive` is the local `git archive` file."""
+  and runs `avjax.main` on all of them; `archive` is the local `git archive` file.
+  The run's LIBTPU_INIT_ARGS are `tpu_flags`, then `libtpu_init_args` (the user's),
+  which win."""
   check_workdir(workdir, accelerator_type)
   if spot and preemptible:
     raise ValueError('--spot and --preemptible: choose one')
   where = [f'--zone={zone}'] + ([f'--project={project}'] if project else [])
   copy, unpack = _code_lines(where, name, repo_url, ref, archive)
   install = f'{unpack} && cd avjax && python3 -m pip install -q -e . "jax[tpu]" gcsfs'
-  train = 'cd avjax && ' + job.shell(job.main_args(config, workdir, overrides, 'python3'),
-                                     {job.DISTRIBUTED_ENV: 1})
+  env = {job.DISTRIBUTED_ENV: 1,
+         'LIBTPU_INIT_ARGS': job.merge_flags(tpu_flags(accelerator_type), libtpu_init_args)}
+  train = 'cd avjax && ' + job.shell(job.main_args(config, workdir, overrides, 'python3'), env)
   on_workers = lambda command: _gcloud('ssh', [name], where, '--worker=all',
                                        f'--command={command}')
   return '\n'.join([
@@ -109,7 +144,8 @@ def main(overrides):
   script = render(_NAME.value, _ZONE.value, _ACCELERATOR.value, _RUNTIME.value,
                   flags.FLAGS.config, flags.FLAGS.workdir, overrides, _PROJECT.value,
                   _SPOT.value, _PREEMPTIBLE.value, _REPO_URL.value, _REF.value,
-                  archive=f'/tmp/avjax-{_NAME.value}.tar.gz')
+                  archive=f'/tmp/avjax-{_NAME.value}.tar.gz',
+                  libtpu_init_args=os.environ.get('LIBTPU_INIT_ARGS', ''))
   job.execute(script, ['bash', '-c', script])
 
 

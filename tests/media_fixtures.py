@@ -2,6 +2,7 @@
 (videos) and soundfile (WAVs), including each kind of broken file."""
 
 import os
+import struct
 import subprocess
 
 import numpy as np
@@ -12,7 +13,8 @@ from avjax.data import media
 # Codecs by extension, as the datasets publish them.
 _VIDEO_CODECS = {'.mp4': ['-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac'],
                  '.flv': ['-c:v', 'flv', '-c:a', 'pcm_s16le'],  # Sorenson, as CREMA-D.
-                 '.avi': ['-c:v', 'mpeg4', '-c:a', 'pcm_s16le']}
+                 '.avi': ['-c:v', 'mpeg4', '-c:a', 'pcm_s16le'],
+                 '.ts': ['-c:v', 'mpeg2video', '-c:a', 'mp2']}  # Broadcast recordings.
 _AUDIO_CODECS = {'.m4a': ['-c:a', 'aac'], '.wav': ['-c:a', 'pcm_s16le']}
 
 
@@ -48,6 +50,37 @@ def write_audio(path, seconds=1.0, sample_rate=16000, channels=1, tone=440):
           '-t', f'{seconds}', '-ac', str(channels), *_AUDIO_CODECS[os.path.splitext(path)[1]],
           path])
   return path
+
+
+def write_flash_and_click(path, delay, at=0.4, seconds=1.0, fps=25, sample_rate=16000):
+  """A black video with one white frame and an audio click, both at `at` s of the file's
+  timeline, whose audio track begins `delay` s after its video (or the video -`delay` s
+  after its audio): muxed with -itsoffset (MP4: an edit list), or for delayed audio in
+  AVI, whose muxer drops -itsoffset, with the audio stream header's start (dwStart)."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  audio_late, video_late = max(delay, 0), max(-delay, 0)
+  flash = round((at - video_late) * fps)
+  video = (f'color=black:size=32x32:rate={fps}:duration={seconds - video_late},'
+           f"drawbox=color=white:t=fill:enable='eq(n,{flash})'")
+  click = at - audio_late
+  audio = (f"aevalsrc='0.9*between(t,{click},{click + 0.002})':s={sample_rate}:"
+           f'd={seconds - audio_late}')
+  avi_start = path.endswith('.avi') and audio_late  # AVI's muxer drops an audio -itsoffset.
+  offset = lambda late: ['-itsoffset', f'{late}'] if late else []
+  _run([*offset(video_late), '-f', 'lavfi', '-i', video, *offset(0 if avi_start else audio_late),
+        '-f', 'lavfi', '-i', audio, *_VIDEO_CODECS[os.path.splitext(path)[1]], path])
+  if avi_start:
+    _set_avi_audio_start(path, audio_late)
+  return path
+
+
+def _set_avi_audio_start(path, seconds):
+  """Writes an AVI audio stream header's start (dwStart, in its units of scale / rate s)."""
+  with open(path, 'r+b') as f:
+    header = f.read().index(b'auds')  # Its strh: type, handler, 16 bytes, scale, rate, start.
+    f.seek(header + 20)
+    scale, rate = struct.unpack('<2I', f.read(8))
+    f.write(struct.pack('<I', round(seconds * rate / scale)))
 
 
 def truncate(path, share=0.5):

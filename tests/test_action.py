@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 
 from avjax import checkpoint
+from avjax import export
 from avjax import tasks
 from avjax import train
+from avjax.data import ops
 from avjax.data import pipeline
 from avjax.data.synth import scenes
 from avjax.models import fusion
 from avjax.tasks import action
+from avjax.tasks import classification
 from configs import action as action_config
 from configs import sync as sync_config
 
@@ -82,7 +85,7 @@ def sync_export(tmp_path_factory):
   manager.save(1, args=checkpoint.ocp.args.Composite(
       state=checkpoint.ocp.args.StandardSave({'params': {'sync_net': params}})))
   manager.wait_until_finished()
-  assert checkpoint.export_encoders(str(workdir), out) == ['sync_net']
+  assert export.export_encoders(str(workdir), out) == ['sync_net']
   return out, params
 
 
@@ -99,14 +102,13 @@ def test_presets_follow_sync_and_build_a_classifier(arg):
   module, input_key = task.encoders()['sync_net']
   assert module is task.net and input_key == ('video', 'audio')
   clip = scenes.render_clip(scenes.PRESETS[config.data.config], 'train', 3)
-  out = task.preprocess(clip, np.random.default_rng(0))
+  out = task.preprocess({k: clip[k] for k in task.features}, np.random.default_rng(0))
   frames, stride = config.action.window_frames, config.action.frame_stride
   size = clip['video'].shape[1] // config.action.frame_downsample
   assert out['video'].shape == (-(-frames // stride), size, size, 3)
   assert out['audio'].shape == (frames * SPF,) and out['label'] == clip['action'] == 3
-  assert out['video'].dtype == out['audio'].dtype == np.float32 and out['label'].dtype == np.int32
-  assert -1 <= out['video'].min() and out['video'].max() <= 1
-  assert -1 <= out['audio'].min() and out['audio'].max() <= 1
+  assert (out['video'].dtype, out['audio'].dtype, out['label'].dtype) == (
+      np.uint8, np.int16, np.int32)
   shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct((2,) + x.shape, x.dtype), out)
   params = jax.eval_shape(task.init, key(0), shapes)
   assert set(params) == {'sync_net', 'head'}
@@ -119,24 +121,68 @@ def test_preprocess_takes_a_window_with_the_audio_under_it(task):
   width = SIZE // task.config.frame_downsample
   clip, rng = indexed_clip(task.config.frame_downsample, label=6), np.random.default_rng(0)
   starts, flips = set(), set()
+  expand = jax.jit(task.expand)
   for _ in range(30):
     out = task.preprocess(clip, rng)
-    pixels = np.round((out['video'] + 1) * 127.5).astype(int)
-    start = pixels[0, 0, 0, 0] // 5
-    np.testing.assert_array_equal(pixels[:, 0, 0, 0] // 5, start + np.arange(0, frames, stride))
+    start = int(out['video'][0, 0, 0, 0]) // 5
+    np.testing.assert_array_equal(out['video'][:, 0, 0, 0].astype(int) // 5,
+                                  start + np.arange(0, frames, stride))
+    flipped = bool(out['flip'])  # Drawn here, applied by `expand`.
+    pixels = np.round((expand(jax.tree.map(lambda x: x[None], out))['video'][0] + 1) * 127.5)
     columns = pixels[0, 0, :, 1] // 7
-    flipped = columns[0] != 0
     np.testing.assert_array_equal(columns, np.arange(width)[::-1] if flipped else np.arange(width))
     assert out['video'].shape == (-(-frames // stride), width, width, 3)
-    samples = np.round(out['audio'] * 32768).astype(int)
+    samples = out['audio'].astype(int)
     np.testing.assert_array_equal(samples, start * SPF + np.arange(frames * SPF))
     assert out['label'] == 6
     starts.add(start)
     flips.add(flipped)
   assert flips == {False, True} and len(starts) > 10 and max(starts) <= NUM_FRAMES - frames
   unflipped = action.Action(tiny_config(flip=False))
-  assert all(np.round((unflipped.preprocess(clip, rng)['video'][0, 0, 0, 1] + 1) * 127.5) == 0
-             for _ in range(10))
+  assert not any(unflipped.preprocess(clip, rng)['flip'] for _ in range(10))
+
+
+def float_preprocess(config, example, rng):
+  """The float example the action task's preprocess gave before compact batches (numpy,
+  the same draws): the reference that `expand` of a compact batch must give."""
+  frames = config.window_frames
+  room = min(len(example['video']), len(example['audio']) // SPF) - frames
+  start = int(rng.integers(0, max(room, 0) + 1))
+  samples, clip = ops.time_crop(example['audio'], example['video'], start, frames)
+  clip = clip[::config.frame_stride]
+  if config.frame_downsample > 1:
+    clip = ops.downsample_frames(clip, config.frame_downsample)
+  clip = clip.astype(np.float32) / 127.5 - 1.0
+  if config.flip and rng.random() < 0.5:
+    clip = clip[:, :, ::-1]
+  return {'video': clip, 'audio': samples.astype(np.float32) / 32768.0,
+          'label': np.int32(example['action'])}
+
+
+def test_expand_of_a_compact_batch_gives_the_float_batch_and_its_loss(task, action_run):
+  """Compact examples (uint8, int16, flags) expanded on the device are the float ones
+  preprocess gave before, from the same draws, and so is the loss."""
+  seeds, preset = range(4), scenes.PRESETS['scenes_tiny']
+  clips = [scenes.render_clip(preset, 'train', i) for i in seeds]
+  stack = lambda examples: jax.tree.map(lambda *x: np.stack(x), *examples)
+  compact = stack([task.preprocess(c, np.random.default_rng(s)) for c, s in zip(clips, seeds)])
+  reference = stack([float_preprocess(task.config, c, np.random.default_rng(s))
+                     for c, s in zip(clips, seeds)])
+  assert compact['video'].dtype == np.uint8 and compact['audio'].dtype == np.int16
+  assert 0 < compact['flip'].sum() < len(seeds)  # Both flipped and unflipped clips.
+
+  def float_loss(params, batch):  # The loss of the float batch, as computed before.
+    _, aux = task.net.apply({'params': params['sync_net']}, batch['video'], batch['audio'])
+    logits = task.head.apply({'params': params['head']}, action.pooled(aux))
+    return classification.class_metrics(logits, batch['label'])[0]
+
+  expanded, loss, expected = jax.jit(lambda p, c, r: (
+      task.expand(c), task.loss(p, c, None)[0], float_loss(p, r)))(action_run[2], compact,
+                                                                  reference)
+  assert set(expanded) == set(reference)
+  for k in reference:
+    np.testing.assert_allclose(expanded[k], reference[k], rtol=0, atol=1e-6, err_msg=k)
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
 
 
 def test_a_prefix_of_the_train_split_is_not_class_balanced(data_dir):

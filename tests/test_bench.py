@@ -6,12 +6,17 @@ import os
 import subprocess
 import sys
 
+from multiprocessing import shared_memory
+
 import jax
 import jax.numpy as jnp
+import psutil
 import pytest
 
 from avjax import bench
 from avjax import config_lib
+from avjax import tasks
+from avjax.data import pipeline
 
 M, K, N = 64, 32, 16
 
@@ -112,3 +117,60 @@ def test_trace_sizes_count_parameters_and_shrink_with_remat(report, data_dir):
   assert remat['gflop_per_example'] > sizes['gflop_per_example'] > 0  # The recomputation.
   assert sizes['kept_gib_per_step'] * 2**10 == pytest.approx(
       sizes['kept_mib_per_example'] * sizes['global_batch_size'])
+
+
+def test_host_sizing_arithmetic():
+  assert bench.device_examples_per_s(1000e12, 10e9) == pytest.approx(40_000)  # 40% MFU.
+  assert bench.device_examples_per_s(1000e12, 10e9, target_mfu=0.5) == pytest.approx(50_000)
+  assert bench.cores_needed(40_000, 2_000) == pytest.approx(20)
+
+
+_CHILD = """
+import time
+held = bytearray(64 << 20)
+start = time.process_time()
+while time.process_time() - start < 0.5:
+  pass
+print(flush=True)
+time.sleep(60)
+"""
+
+
+def test_cpu_and_memory_of_a_pipeline_count_its_processes_and_queued_shared_memory():
+  child = subprocess.Popen([sys.executable, '-c', _CHILD], stdout=subprocess.PIPE)
+  try:
+    child.stdout.readline()  # It has spent its CPU, and holds its memory.
+    me, worker = psutil.Process(), psutil.Process(child.pid)
+    assert bench.cpu_seconds([worker]) >= 0.45
+    assert bench.cpu_seconds([me, worker]) > bench.cpu_seconds([worker])
+    assert bench.resident_bytes([me, worker]) - bench.resident_bytes([me]) > 60 << 20
+  finally:
+    child.kill()
+    child.wait()
+  before = bench.shared_memory_files()
+  queued = shared_memory.SharedMemory(create=True, size=32 << 20)
+  try:
+    queued.buf[:] = bytes(32 << 20)
+    queued.close()  # In /dev/shm, mapped by no process: a batch waiting in a queue.
+    assert (bench.resident_bytes([me], before) - bench.resident_bytes([me])) >= 32 << 20
+  finally:
+    queued.unlink()
+
+
+def test_assume_device_sizes_the_host_from_the_pipeline_and_the_flops(data_dir):
+  config = config_lib.load('aot', 'tiny')
+  config.data.update(data_dir=data_dir, num_workers=1, prefetch_buffer=1)
+  sizing = bench.size_host(config, 'NVIDIA H100 80GB HBM3', batches=2)
+  assert sizing['pipeline_workers'] == 1 and sizing['pipeline_batches'] == 8  # Twice 4 held.
+  assert sizing['device_examples_per_s'] == pytest.approx(
+      0.4 * 989.5e12 / (sizing['gflop_per_example'] * 1e9))
+  assert sizing['cores_needed_per_device'] == pytest.approx(
+      sizing['device_examples_per_s'] / sizing['pipeline_examples_per_core_s'])
+  task = tasks.TASKS[config.task](config)
+  source = pipeline.train_source(config.data, config.seed, getattr(task, 'features', None))
+  ds = pipeline.train_dataset(source, task.preprocess, 8, config.seed)
+  assert sizing['pipeline_bytes_per_example'] == pipeline.batch_bytes(ds[0]) / 8
+  alone = bench.resident_bytes([psutil.Process()])
+  assert sizing['pipeline_rss_bytes'] > alone + (50 << 20)  # And its worker's.
+  with pytest.raises(ValueError, match='not a kind of bench.PEAK_BF16'):
+    bench.size_host(config, 'cpu', batches=2)

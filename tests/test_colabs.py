@@ -1,5 +1,6 @@
-"""The colabs/ notebooks: committed stripped, each starting with the same install cell, and
-each running top to bottom on the tiny datasets through colabs/execute.py.
+"""The colabs/ notebooks: committed stripped, each starting with the same install cell (which
+installs only a source the user names, or the checkout the notebook sits in), and each running
+top to bottom on the tiny datasets through colabs/execute.py.
 
 Only quickstart trains (the tiny recon preset); recon_demo and load_exported read its run and
 export, and the other notebooks, given no run, use an untrained tiny model."""
@@ -8,6 +9,8 @@ import copy
 import importlib.util
 import os
 import pathlib
+import subprocess
+import sys
 
 import nbformat
 import numpy as np
@@ -48,7 +51,42 @@ def test_notebooks_are_committed_stripped_and_start_by_installing_avjax():
     assert execute.strip(copy.deepcopy(nb)) == nb
     first_cells.add(code_cells(nb)[0].source)
   (install,) = first_cells
-  assert "'pip', 'install', '-q', '-e'" in install
+  assert "SOURCE = ''  # @param" in install
+  assert not any('github.com' in path.read_text() for path in NOTEBOOKS)
+
+
+def run_install_cell(cwd, source_env='', source_param=''):
+  """The notebooks' install cell in a Python that cannot import avjax (-S: no site-packages),
+  with pip stubbed to print what it would install; returns (status, stdout, stderr)."""
+  nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+  cell = code_cells(nb)[0].source.replace("SOURCE = ''", f'SOURCE = {source_param!r}', 1)
+  stub = "import subprocess\nsubprocess.run = lambda cmd, check: print('pip ran:', cmd[-1])\n"
+  env = {k: v for k, v in os.environ.items() if k not in ('AVJAX_SOURCE', 'PYTHONPATH')}
+  if source_env:
+    env['AVJAX_SOURCE'] = source_env
+  proc = subprocess.run([sys.executable, '-I', '-S', '-c', stub + cell], cwd=cwd, env=env,
+                        capture_output=True, text=True, timeout=60)
+  return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_the_install_cell_installs_only_a_source_the_user_names(tmp_path):
+  elsewhere = tmp_path / 'content'  # Colab's folder: no checkout around it.
+  elsewhere.mkdir()
+  code, out, err = run_install_cell(elsewhere)
+  assert code != 0 and 'pip ran' not in out
+  assert 'no source is named: set SOURCE in this cell (or AVJAX_SOURCE)' in err
+  url = 'git+https://example.org/me/avjax'
+  assert run_install_cell(elsewhere, source_env=url)[1].endswith(f'pip ran: {url}\n')
+  checkout = tmp_path / 'checkout'  # The notebook opened from a checkout's colabs/.
+  (checkout / 'avjax').mkdir(parents=True)
+  (checkout / 'avjax' / '__init__.py').touch()
+  (checkout / 'colabs').mkdir()
+  assert run_install_cell(checkout / 'colabs')[1].endswith(f'pip ran: {checkout}\n')
+  (checkout / 'colabs' / 'avjax.whl').touch()  # A named source wins; a file here, made absolute.
+  out = run_install_cell(checkout / 'colabs', source_env='avjax.whl')[1]
+  assert out.endswith(f"pip ran: {checkout / 'colabs' / 'avjax.whl'}\n")
+  out = run_install_cell(checkout / 'colabs', source_env='avjax.whl', source_param=url)[1]
+  assert out.endswith(f'pip ran: {url}\n')  # The cell's SOURCE before AVJAX_SOURCE.
 
 
 @pytest.fixture

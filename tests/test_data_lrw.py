@@ -2,6 +2,7 @@
 
 import os
 
+import jax
 import ml_collections
 import numpy as np
 import pytest
@@ -133,7 +134,8 @@ def test_tasks_preprocess_lrw_clips_after_one_override(prepared, name):
   assert all(np.all(np.isfinite(v)) for v in features.values())
   if name == 'recon':  # Whole 64x64 frames; the mouth weight on the fixed lower-middle region.
     assert features['video'].shape == (config.recon.num_frames, 64, 64, 3)
-    mask = features['mouth_mask'][0, ..., 0]
+    mask = np.asarray(task.expand(jax.tree.map(lambda x: x[None], features))['mouth_mask'])
+    mask = mask[0, 0, ..., 0]
     assert mask[35:61, 16:48].all() and mask.sum() == 26 * 32
 
 

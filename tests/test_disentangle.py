@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from avjax import checkpoint
+from avjax import export
 from avjax import tasks
 from avjax import train
 from avjax.data import ops
@@ -42,8 +42,8 @@ def indexed_clip(code, clicks=()):
 
 
 def pixels(x):
-  """Network frames in [-1, 1] -> the uint8 codes they came from."""
-  return np.round((np.asarray(x) + 1) * 127.5).astype(int)
+  """Compact frames (uint8 codes, `expand` makes them [-1, 1]) as ints."""
+  return np.asarray(x).astype(int)
 
 
 def stack(examples):
@@ -93,7 +93,7 @@ def test_presets_build_a_task_with_the_variant_weights(arg):
   assert out['mel'].shape == (4 * frames, 40) and out['video'].shape == (frames, size, size, 3)
   assert out['face'].shape == (other, size, size, 3)
   assert out['viseme'].shape == (frames,) and out['face_viseme'].shape == (other,)
-  assert out['mel'].dtype == out['video'].dtype == np.float32
+  assert out['mel'].dtype == np.float32 and out['video'].dtype == out['face'].dtype == np.uint8
   shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct((2,) + x.shape, x.dtype), out)
   params = jax.eval_shape(task.init, key(0), shapes)
   assert set(params) == {'speaker_encoder', 'face_encoder', 'content_similarity',
@@ -240,7 +240,7 @@ def test_shapes_of_every_output(task, batch, params):
 
   @jax.jit
   def outputs(params, batch):
-    embeddings = task.embed(params, batch)
+    embeddings = task.embed(params, task.expand(batch))
     classified = task.classifiers.apply(
         {'params': params['classifiers']}, embeddings['audio_identity'],
         embeddings['face_identity'], embeddings['audio_content'], embeddings['video_content'])
@@ -290,7 +290,8 @@ def _moved(tree):
 def test_confusion_trains_the_streams_and_the_classifier_term_only_the_classifiers(
     task, batch, params):
   def terms(params):
-    classifier, confused, _ = task.factor_terms(params, task.embed(params, batch), batch)
+    classifier, confused, _ = task.factor_terms(params, task.embed(params, task.expand(batch)),
+                                                batch)
     return {'classifier': classifier, 'confusion': confused}
 
   grads = jax.jit(jax.jacrev(terms))(params)  # One gradient per term.
@@ -328,8 +329,8 @@ def test_tiny_run_trains_with_finite_losses_and_exports_the_speaker_encoder(
     assert len(values) == 2 and np.isfinite(values).all(), name
   assert [r['val_identity_accuracy'] for r in rows if 'val_identity_accuracy' in r]
   out = tmp_path / 'export'
-  assert checkpoint.export_encoders(str(workdir), str(out)) == ['speaker_encoder', 'face_encoder']
-  apply, loaded = checkpoint.load_encoder(str(out), 'speaker_encoder')
+  assert export.export_encoders(str(workdir), str(out)) == ['speaker_encoder', 'face_encoder']
+  apply, loaded = export.load_encoder(str(out), 'speaker_encoder')
   jax.tree.map(np.testing.assert_array_equal, loaded,
                jax.device_get(state.params['speaker_encoder']))
   clip = heads.render_clip(heads.PRESETS['heads_tiny'], 'test', 0)

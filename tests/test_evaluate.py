@@ -201,10 +201,91 @@ def test_results_markdown_tables_vary_one_condition_at_a_time(tmp_path):
   text = (tmp_path / 'results.md').read_text()
   assert '| method | mode | clean | 0 dB | 10% | 100% |' in text
   assert '| recon | frozen | 0.500 | 0.300 | 0.400 | 0.500 |' in text
-  assert json.loads((tmp_path / 'results.json').read_text()) == {'rows': rows}
+  assert json.loads((tmp_path / 'results.json').read_text()) == dict(
+      rows=rows, reference=dict(snr_db=None, label_fraction=1.0), by_task=False, notes='')
   assert (tmp_path / 'score_vs_snr_db.png').stat().st_size > 1000
   with pytest.raises(ValueError, match='non-finite'):
     results.check_rows([dict(rows[0], value=float('nan'))])
+
+
+def _write_results(workdir):
+  rows = [dict(method=m, mode='frozen', task=t, metric='accuracy', value=v + e + d,
+               snr_db=None, label_fraction=f)
+          for m, v in (('mfcc', 0.3), ('recon', 0.5)) for t, e in (('word', 0.0), ('emotion', 0.05))
+          for f, d in ((0.1, -0.1), (1.0, 0.0))]
+  results.write(str(workdir), rows, reference=dict(snr_db=None, label_fraction=1.0),
+                notes='Probed on avsynth/heads.', by_task=True)
+
+
+PAGE = """# Speech suite
+
+Text above.
+
+<!-- avjax:results speech -->
+| method | mode | word accuracy |
+|---|---|---|
+| recon | frozen | 0.123 |
+<!-- /avjax:results -->
+
+Text below.
+<!-- avjax:results sync -->
+| sync | frozen | 0.479 |
+<!-- /avjax:results -->
+"""
+
+
+def test_docs_block_is_written_from_results_json_between_the_markers(tmp_path):
+  _write_results(tmp_path)
+  page = tmp_path / 'speech.md'
+  page.write_text(PAGE)
+  results.write_docs(str(tmp_path), str(page), 'speech')
+  text = page.read_text()
+  before, after = PAGE.split('<!-- avjax:results speech -->')[0], PAGE.split(
+      '<!-- /avjax:results -->', 1)[1]
+  assert text.startswith(before + '<!-- avjax:results speech -->\n\nProbed on avsynth/heads.')
+  assert text.endswith('<!-- /avjax:results -->' + after)
+  block = text[len(before):len(text) - len(after)]
+  assert '0.123' not in block
+  assert '### word\n\n| method | mode | accuracy |' in block
+  assert '### emotion accuracy\n\n| method | mode | 10% | 100% |' in block
+  assert '### emotion accuracy\n\n| method | mode | 10% | 100% |\n|---|---|---|---|\n' \
+      '| mfcc | frozen | 0.250 | 0.350 |\n| recon | frozen | 0.450 | 0.550 |' in block
+  results.write_docs(str(tmp_path), str(page), 'speech')  # Rewriting changes nothing.
+  assert page.read_text() == text
+
+
+def test_docs_block_errors_name_the_page_and_the_marker(tmp_path):
+  page = tmp_path / 'speech.md'
+  page.write_text(PAGE)
+  with pytest.raises(ValueError, match='results.json: not found'):
+    results.write_docs(str(tmp_path), str(page), 'speech')
+  _write_results(tmp_path)
+  with pytest.raises(ValueError, match=f'{page}: no <!-- avjax:results speaker --> marker'):
+    results.write_docs(str(tmp_path), str(page), 'speaker')
+  page.write_text(PAGE.split('<!-- /avjax:results -->')[0])
+  with pytest.raises(ValueError, match='no <!-- /avjax:results --> after'):
+    results.write_docs(str(tmp_path), str(page), 'speech')
+  page.write_text(PAGE + PAGE)
+  with pytest.raises(ValueError, match='appears more than once'):
+    results.write_docs(str(tmp_path), str(page), 'speech')
+  assert page.read_text() == PAGE + PAGE
+  (tmp_path / 'results.json').write_text(json.dumps({'rows': []}))
+  with pytest.raises(ValueError, match="lacks \\['reference', 'by_task', 'notes'\\]"):
+    results.read(str(tmp_path))
+
+
+def test_cli_docs_flag_writes_the_page_without_running_the_suite(tmp_path):
+  _write_results(tmp_path)
+  page = tmp_path / 'speech.md'
+  page.write_text(PAGE)
+  proc = subprocess.run([sys.executable, '-m', 'avjax.evaluate', '--suite=speech',
+                         f'--workdir={tmp_path}', f'--docs={page}'],
+                        cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert '| recon | frozen | 0.450 | 0.550 |' in page.read_text()
+  assert 'Text below.' in page.read_text()
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      'results.json', 'results.md', 'score_vs_label_fraction.png', 'speech.md']
 
 
 def run_suite(workdir, data_dir, *flags, suite='speech'):

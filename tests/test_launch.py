@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from avjax import checkpoint
 from avjax import metric_writers
 from avjax import parallel
+from launch import job
 from launch import local
 from launch import slurm
 from launch import tpu
@@ -73,8 +75,38 @@ def test_tpu_script_makes_the_vm_copies_the_code_and_runs_main_on_every_worker(
   install, command = (ssh[-1].removeprefix('--command=') for ssh in (install, train))
   assert install.startswith('rm -rf avjax && mkdir avjax && tar -xzf avjax.tar.gz -C avjax')
   assert 'pip install' in install
-  assert command.startswith('cd avjax && AVJAX_DISTRIBUTED=1 ')
-  assert shlex.split(command.split('AVJAX_DISTRIBUTED=1 ', 1)[1]) == ['python3', *MAIN]
+  assert shlex.split(command) == ['cd', 'avjax', '&&', 'AVJAX_DISTRIBUTED=1',
+                                  f'LIBTPU_INIT_ARGS={" ".join(tpu.tpu_flags("v4-32"))}',
+                                  'python3', *MAIN]
+
+
+@pytest.mark.parametrize('accelerator, expected, left_out', [
+    ('v3-8', ['--xla_tpu_enable_latency_hiding_scheduler=true'],
+     ['--xla_enable_async_all_gather=true']),
+    ('v4-32', ['--xla_tpu_enable_latency_hiding_scheduler=true',
+               '--xla_enable_async_all_gather=true'],
+     ['--xla_tpu_enable_async_collective_fusion=true']),
+    ('v5p-128', ['--xla_tpu_enable_latency_hiding_scheduler=true',
+                 '--xla_tpu_enable_data_parallel_all_reduce_opt=true',
+                 '--xla_tpu_enable_async_collective_fusion=true',
+                 '--xla_tpu_overlap_compute_collective_tc=true'], []),
+    ('v5litepod-16', ['--xla_tpu_enable_async_collective_fusion=true'], [])])
+def test_tpu_flags_of_each_generation(accelerator, expected, left_out):
+  flags = tpu.tpu_flags(accelerator)
+  assert set(expected) <= set(flags) and not set(left_out) & set(flags)
+  assert not any(f.startswith('--xla_gpu') for f in flags)
+
+
+def test_tpu_run_takes_the_users_libtpu_flags_last_and_over_its_own(tmp_path):
+  user = '--xla_tpu_enable_latency_hiding_scheduler=false TPU_MEGACORE=MEGACORE_DENSE'
+  script = tpu.render('vm', 'z', 'v5p-8', 'rt', CONFIG, WORKDIR, libtpu_init_args=user)
+  train = run_with_fake_tools(script, tmp_path, 'READY')[-1][-1]
+  args = next(a for a in shlex.split(train) if a.startswith('LIBTPU_INIT_ARGS='))
+  flags = args.removeprefix('LIBTPU_INIT_ARGS=').split()
+  assert flags[-2:] == user.split()
+  assert '--xla_tpu_enable_latency_hiding_scheduler=true' not in flags
+  assert '--xla_tpu_overlap_compute_collective_tc=true' in flags
+  assert 'XLA_FLAGS' not in train
 
 
 def test_tpu_script_can_clone_a_repository_instead(tmp_path):
@@ -106,7 +138,7 @@ def test_tpu_refuses_spot_and_preemptible_together():
 
 def sbatch_options(script):
   lines = [l.removeprefix('#SBATCH --') for l in script.splitlines() if l.startswith('#SBATCH')]
-  return dict(l.split('=', 1) for l in lines)
+  return dict(l.partition('=')[::2] for l in lines)
 
 
 def test_slurm_script_one_process_per_gpu():
@@ -115,11 +147,53 @@ def test_slurm_script_one_process_per_gpu():
   check_bash_syntax(script)
   assert sbatch_options(script) == {
       'job-name': 'avjax', 'nodes': '2', 'ntasks-per-node': '8', 'gres': 'gpu:8',
-      'chdir': '/repo', 'output': '%x-%j.out', 'partition': 'gpu', 'time': '1:00:00'}
+      'chdir': '/repo', 'output': '%x-%j.out', 'partition': 'gpu', 'time': '1:00:00',
+      'exclusive': ''}
   lines = script.splitlines()
   assert 'export AVJAX_DISTRIBUTED=1' in lines and 'JAX_LOCAL_DEVICE_IDS' not in script
   assert lines.index('source venv/bin/activate') < lines.index('export AVJAX_DISTRIBUTED=1')
-  assert shlex.split(lines[-1]) == ['srun', 'python', *MAIN]
+  assert shlex.split(lines[-1]) == [
+      'srun', '--cpus-per-task=$((SLURM_CPUS_ON_NODE/SLURM_NTASKS_PER_NODE))', 'python', *MAIN]
+
+
+def xla_flags_in_slurm_job(script, user_flags):
+  """XLA_FLAGS as the job's srun sees them, given the submitting shell's."""
+  lines = script.splitlines()
+  exports = '\n'.join(l for l in lines if l.startswith('export '))
+  env = {'PATH': '/usr/bin:/bin', **({'XLA_FLAGS': user_flags} if user_flags else {})}
+  return subprocess.run(['bash', '-c', f'{exports}\necho "$XLA_FLAGS"'], env=env,
+                        capture_output=True, text=True, check=True).stdout.split()
+
+
+@pytest.mark.parametrize('user', ['', '--xla_gpu_enable_latency_hiding_scheduler=false '
+                                      '--xla_dump_to=/tmp/dump'])
+def test_slurm_job_sets_the_gpu_xla_flags_before_the_users_own(user):
+  script = slurm.render(2, 8, CONFIG, WORKDIR)
+  flags = xla_flags_in_slurm_job(script, user)
+  assert flags == [*job.GPU_XLA_FLAGS, *user.split()]  # XLA keeps the last value.
+  assert '--xla_gpu_enable_latency_hiding_scheduler=true' in flags
+  assert 'LIBTPU_INIT_ARGS' not in script and '--xla_tpu' not in script
+
+
+def test_gpu_xla_flags_are_flags_this_jaxlib_knows():
+  """XLA aborts on an unknown XLA_FLAGS entry: a misspelling would kill every GPU run."""
+  def runs_with(flags):
+    env = {**os.environ, 'JAX_PLATFORMS': 'cpu', 'XLA_FLAGS': ' '.join(flags)}
+    code = 'import jax; jax.numpy.zeros(1).block_until_ready()'
+    return subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
+                          check=False).returncode == 0
+  assert runs_with(job.GPU_XLA_FLAGS)
+  assert not runs_with([*job.GPU_XLA_FLAGS, '--xla_gpu_enable_latency_hiding_schedule=true'])
+
+
+def test_device_check_script_parses():
+  subprocess.run(['bash', '-n', str(job.ROOT / 'launch' / 'device_check.sh')], check=True)
+
+
+def test_merge_flags_leaves_out_ours_that_the_user_sets():
+  ours = ('--a=1', '--b=2')
+  assert job.merge_flags(ours) == '--a=1 --b=2'
+  assert job.merge_flags(ours, ' --b=3  --c ') == '--a=1 --b=3 --c'
 
 
 def test_slurm_script_one_process_per_node_keeps_every_gpu():
@@ -143,6 +217,22 @@ def test_local_processes_share_a_coordinator_and_differ_in_their_id():
     assert env['JAX_PLATFORMS'] == 'cpu'
   env, _ = local.render(2, 1, CONFIG, '/tmp/run')[0]
   assert 'XLA_FLAGS' not in env and 'JAX_PLATFORMS' not in env
+  [(env, _)] = local.render(1, 1, CONFIG, '/tmp/run', cpu_devices_per_process=2,
+                           xla_flags='--xla_force_host_platform_device_count=8 --xla_dump_to=/d')
+  assert env['XLA_FLAGS'] == '--xla_dump_to=/d --xla_force_host_platform_device_count=2'
+
+
+def test_local_gpu_processes_get_their_own_gpus_and_the_gpu_xla_flags():
+  processes = local.render(2, 1234, CONFIG, '/tmp/run', gpus_per_process=4,
+                           xla_flags='--xla_gpu_all_reduce_combine_threshold_bytes=1')
+  assert [env['JAX_LOCAL_DEVICE_IDS'] for env, _ in processes] == ['0,1,2,3', '4,5,6,7']
+  flags = processes[0][0]['XLA_FLAGS'].split()
+  assert flags[-1] == '--xla_gpu_all_reduce_combine_threshold_bytes=1'
+  assert set(flags[:-1]) == set(job.GPU_XLA_FLAGS) - {
+      '--xla_gpu_all_reduce_combine_threshold_bytes=134217728'}
+  assert 'JAX_PLATFORMS' not in processes[0][0]
+  with pytest.raises(ValueError, match='choose one'):
+    local.render(1, 1, CONFIG, '/tmp/run', cpu_devices_per_process=1, gpus_per_process=1)
 
 
 def test_local_run_prefixes_output_and_stops_the_others_when_one_fails():

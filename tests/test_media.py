@@ -1,11 +1,14 @@
 """Decoding real media (avjax.data.media): rates, frames, repairs and each kind of broken file."""
 
+import subprocess
+
 import numpy as np
 import pytest
 import soundfile
 
 import media_fixtures
 from avjax.data import media
+from avjax.data import ops
 
 
 def test_video_is_resampled_to_25_fps_and_cropped_to_a_square(tmp_path):
@@ -88,3 +91,52 @@ def test_too_short_clips_are_refused(tmp_path):
   with pytest.raises(media.MediaError) as e:
     media.read_clip(path, frame_size=32, min_frames=20)
   assert e.value.kind == media.TOO_SHORT
+
+
+def _loudest_second(audio):
+  return np.argmax(np.abs(audio.astype(np.int32))) / ops.SAMPLE_RATE
+
+
+def _brightest_second(video):
+  return np.argmax(video.mean(axis=(1, 2, 3))) / ops.FPS
+
+
+def _track_from_its_first_sample(path):
+  """A file's audio as decoded before alignment: from its first sample, wherever that is."""
+  command = [media.ffmpeg(), '-v', 'error', '-nostdin', '-i', path, '-vn', '-ac', '1', '-ar',
+             str(ops.SAMPLE_RATE), '-f', 's16le', '-']
+  return np.frombuffer(subprocess.run(command, capture_output=True, check=True).stdout, np.int16)
+
+
+@pytest.mark.parametrize('ext', ['mp4', 'avi', 'ts'])
+def test_audio_that_begins_late_is_aligned_with_the_video(tmp_path, ext):
+  path = media_fixtures.write_flash_and_click(str(tmp_path / f'a.{ext}'), delay=0.2, at=0.4)
+  # The delay is in the file: from its first sample, the audio clicks 2 frames early or more
+  # (0.2 s in AVI's PCM; less in MP4 and MPEG-TS, whose first frame holds encoder priming).
+  assert _loudest_second(_track_from_its_first_sample(path)) < 0.4 - 2 / ops.FPS
+  # ffmpeg prints the track's start (MP4: its edit list), less the priming; not AVI's.
+  begins = media.probe(path).audio_start
+  assert 0.1 < begins <= 0.2 if ext != 'avi' else begins == 0
+  note = (f'audio delayed: begins {begins:.3f} s into the file, padded with silence',)
+  for start, duration in ((None, None), (0.08, 0.8)):
+    clip = media.read_clip(path, frame_size=16, start=start, duration=duration)
+    flash = _brightest_second(clip.video)
+    assert flash == pytest.approx(0.4 - (start or 0))
+    assert abs(_loudest_second(clip.audio) - flash) < 1 / ops.FPS
+    assert clip.repairs == (note if begins else ())
+  audio, _ = media.read_audio(path)
+  assert abs(_loudest_second(audio) - 0.4) < 1 / ops.FPS
+
+
+@pytest.mark.parametrize('ext', ['mp4', 'ts'])
+def test_video_that_begins_late_is_aligned_with_the_audio(tmp_path, ext):
+  path = media_fixtures.write_flash_and_click(str(tmp_path / f'a.{ext}'), delay=-0.2, at=0.4)
+  begins = media.probe(path).video_start
+  assert 0.2 <= begins < 0.2 + 1 / ops.FPS  # MPEG-TS: after audio whose priming begins earlier.
+  for start in (None, 0.08):
+    clip = media.read_clip(path, frame_size=16, start=start)
+    flash = _brightest_second(clip.video)  # 0.2 s into the video track.
+    assert flash == pytest.approx(begins + 0.2 - (start or 0), abs=0.5 / ops.FPS)
+    assert abs(_loudest_second(clip.audio) - flash) < 1 / ops.FPS
+    assert clip.repairs == (
+        f'video delayed: begins {begins:.3f} s into the file, first frame repeated',)

@@ -63,6 +63,12 @@ def make_batch(task, make_example, num_examples, rng, **kwargs):
   return jax.tree.map(lambda *x: np.stack(x), *examples)
 
 
+def expand_one(task, example):
+  """`task.expand` of one preprocessed example, as numpy."""
+  return jax.tree.map(lambda x: np.asarray(x[0]), task.expand(jax.tree.map(lambda x: x[None],
+                                                                             example)))
+
+
 def find_crop(windows, clip_windows):
   """The starts at which `windows` [T, W] is a run of `clip_windows` [N, W]."""
   t = len(windows)
@@ -96,7 +102,9 @@ def test_aot_preprocess_reverses_the_waveform():
   rng = np.random.default_rng(1)
   labels = []
   for _ in range(20):
-    out = task.preprocess(example, rng)
+    compact = task.preprocess(example, rng)
+    assert compact['audio'].dtype == np.int16  # The samples its windows read.
+    out = expand_one(task, compact)
     label = int(out['label'])
     labels.append(label)
     assert out['audio'].shape == forward[:t].shape and out['audio'].dtype == np.float32
@@ -120,7 +128,7 @@ def test_odd_preprocess_shuffles_exactly_the_labelled_segment():
   rng = np.random.default_rng(0)
   labels = set()
   for _ in range(20):
-    out = task.preprocess(example, rng)
+    out = expand_one(task, task.preprocess(example, rng))
     label = int(out['label'])
     labels.add(label)
     # The crop's samples (each window's middle) and where the crop starts.
@@ -177,8 +185,11 @@ def test_aot_learns_and_scores_each_clip_both_ways():
   task = aot.ArrowOfTime(aot_config.get_config('tiny'))
   evaluate, held_out, before, after = train(task, crescendo, steps=60)
   assert_learned(before, after, chance=0.5)
-  # Deterministic, and balanced: reversing every clip and its label changes nothing.
-  flipped = {'audio': aot.reverse_windows(held_out['audio']), 'label': 1 - held_out['label']}
+  # Deterministic, and balanced: reversing every clip and its label changes nothing. A
+  # compact clip is reversed where its label is 1, so flipping the label reverses it.
+  flipped = {'audio': held_out['audio'], 'label': 1 - held_out['label']}
+  np.testing.assert_array_equal(task.expand(flipped)['audio'],
+                                aot.reverse_windows(task.expand(held_out)['audio']))
   np.testing.assert_array_equal(evaluate(held_out)['loss'], after['loss'])
   np.testing.assert_allclose(evaluate(flipped)['loss'], after['loss'], rtol=1e-5)
   assert evaluate(flipped)['accuracy'] == after['accuracy']

@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+from avjax.data import ops
 from avjax.tasks import recon
 from configs import recon as recon_config
 
@@ -56,6 +57,17 @@ def batch(task):
 
 
 @pytest.fixture(scope='module')
+def expanded(task, batch):
+  return task.expand(batch)
+
+
+def expand_one(task, example):
+  """`task.expand` of one preprocessed example, as numpy."""
+  return jax.tree.map(lambda x: np.asarray(x[0]), task.expand(jax.tree.map(lambda x: x[None],
+                                                                             example)))
+
+
+@pytest.fixture(scope='module')
 def params(task, batch):
   return jax.jit(task.init)(key(0), batch)
 
@@ -66,9 +78,13 @@ def test_config_presets_build_a_task(arg):
   assert set(task.encoders()) == {'audio_encoder'}
 
 
-def test_preprocess_shapes(task, config, batch):
+def test_preprocess_is_compact_and_expands_to_the_float_batch(task, config):
   t, ctx = config.recon.num_frames, config.model.audio.context
-  example = task.preprocess(fake_example(np.random.default_rng(1)), np.random.default_rng(2))
+  compact = task.preprocess(fake_example(np.random.default_rng(1)), np.random.default_rng(2))
+  assert {k: (v.shape, v.dtype) for k, v in compact.items()} == {
+      'still': ((32, 32, 3), np.uint8), 'video': ((t, 32, 32, 3), np.uint8),
+      'audio': ((t * SPF + 2 * ctx,), np.int16), 'mouth_box': ((t, 4), np.int32)}
+  example = expand_one(task, compact)
   assert example['still'].shape == (32, 32, 3)
   assert example['video'].shape == (t, 32, 32, 3)
   assert example['audio'].shape == (t, SPF + 2 * ctx)
@@ -76,7 +92,7 @@ def test_preprocess_shapes(task, config, batch):
   for value in example.values():
     assert value.dtype == np.float32
   for key in ('still', 'video'):
-    assert -1 <= example[key].min() and example[key].max() <= 1
+    assert -1 <= example[key].min() and example[key].max() <= 1 + 2 ** -23  # XLA: one ulp.
 
 
 def test_preprocess_aligns_audio_frames_and_mouth_boxes():
@@ -94,7 +110,7 @@ def test_preprocess_aligns_audio_frames_and_mouth_boxes():
   rng = np.random.default_rng(0)
   starts = set()
   for _ in range(10):
-    out = task.preprocess(example, rng)
+    out = expand_one(task, task.preprocess(example, rng))
     frames = np.round((out['video'][:, 0, 0, 0] + 1) * 127.5 / 8).astype(int)
     starts.add(frames[0])
     np.testing.assert_array_equal(frames, frames[0] + np.arange(config.recon.num_frames))
@@ -110,42 +126,39 @@ def test_preprocess_aligns_audio_frames_and_mouth_boxes():
   assert len(starts) > 1  # The crop is random.
 
 
-def test_align_mouths_steadies_the_mouth():
+def test_aligning_steadies_the_mouth():
   video = np.zeros((3, 12, 12, 3), np.uint8)
   boxes = np.array([[4, 4, 6, 6], [5, 3, 7, 5], [6, 5, 8, 7]], np.int32)  # Centres move.
   for t, (y0, x0, y1, x1) in enumerate(boxes):
     video[t, y0:y1, x0:x1] = 255
-  aligned, moved = recon.align_mouths(video, boxes)
+  shifts = recon.mouth_shifts(boxes)
+  moved = boxes + np.concatenate([shifts, shifts], 1)
   np.testing.assert_array_equal(moved, np.tile(boxes.mean(0).round(), (3, 1)))
-  for t, (y0, x0, y1, x1) in enumerate(moved):  # The pixels moved with their box.
-    assert aligned[t].sum() == video[t].sum() and aligned[t, y0:y1, x0:x1].min() == 255
+  aligned = recon.moved_window(video, np.array([2, 0]), shifts, (0, 0), (12, 12))
+  np.testing.assert_array_equal(aligned, ops.translate_frames(video, shifts)[[2, 0]])
+  for frame, t in zip(aligned, (2, 0)):  # The pixels moved with their box.
+    y0, x0, y1, x1 = moved[t]
+    assert frame.sum() == video[t].sum() and frame[y0:y1, x0:x1].min() == 255
 
 
-def test_crop_face_keeps_the_mouth_at_its_place_in_the_crop():
+def test_face_window_keeps_the_mouth_at_its_place_in_the_crop():
   video = np.zeros((2, 64, 64, 3), np.uint8)
   boxes = np.array([[30, 20, 34, 26], [32, 22, 36, 28]], np.int32)  # Mean centre (33, 24).
   for t, (y0, x0, y1, x1) in enumerate(boxes):
     video[t, y0:y1, x0:x1] = 255
-  crop, moved = recon.crop_face(video, boxes, 20)
-  assert crop.shape == (2, 20, 20, 3)
-  np.testing.assert_array_equal(moved, boxes - [19, 14, 19, 14])  # 33 - 0.7 * 20, 24 - 10.
-  for t, (y0, x0, y1, x1) in enumerate(moved):
+  corner = recon.face_window(boxes, (64, 64), 20)
+  np.testing.assert_array_equal(corner, [19, 14])  # 33 - 0.7 * 20, 24 - 10.
+  crop = recon.moved_window(video, np.arange(2), np.zeros((2, 2), int), corner, (20, 20))
+  np.testing.assert_array_equal(crop, video[:, 19:39, 14:34])
+  for t, (y0, x0, y1, x1) in enumerate(boxes - [19, 14, 19, 14]):
     assert crop[t].sum() == video[t].sum() and crop[t, y0:y1, x0:x1].min() == 255
-  _, clamped = recon.crop_face(video, boxes + [30, 30, 30, 30], 20)  # Near the corner.
-  np.testing.assert_array_equal(clamped, boxes + 30 - 44)
+  clamped = recon.face_window(boxes + [30, 30, 30, 30], (64, 64), 20)  # Near the corner.
+  np.testing.assert_array_equal(clamped, [44, 44])
   with pytest.raises(ValueError, match='larger than the frames'):
-    recon.crop_face(video, boxes, 65)
+    recon.face_window(boxes, (64, 64), 65)
 
 
-def test_box_mask_matches_box():
-  mask = recon.box_mask(np.array([[2, 3, 5, 9]]), 12, 10)
-  assert mask.shape == (1, 12, 10, 1)
-  assert mask.sum() == 3 * 6
-  assert mask[0, 2, 3, 0] == 1 and mask[0, 4, 8, 0] == 1
-  assert mask[0, 5, 8, 0] == 0 and mask[0, 4, 9, 0] == 0 and mask[0, 1, 3, 0] == 0
-
-
-def test_init_loss_evaluate_visualize(task, config, batch, params):
+def test_init_loss_evaluate_visualize(task, config, batch, expanded, params):
   assert 'audio_encoder' in params
   loss, metrics = jax.jit(task.loss)(params, batch, key(1))
   assert set(metrics) == {'loss', 'l1', 'mouth_l1'}
@@ -157,7 +170,8 @@ def test_init_loss_evaluate_visualize(task, config, batch, params):
   assert all(np.isfinite(v) for v in evaluated.values())
   # The still baseline is computed from the batch, and an untrained decoder repeats it.
   np.testing.assert_allclose(
-      evaluated['still_l1'], np.abs(batch['video'] - batch['still'][:, None]).mean(), rtol=1e-5)
+      evaluated['still_l1'], np.abs(expanded['video'] - expanded['still'][:, None]).mean(),
+      rtol=1e-5)
   np.testing.assert_allclose(evaluated['l1'], evaluated['still_l1'], rtol=1e-5)
   # Once the last decoder level is no longer zero, the audio reaches the frames.
   trained = _randomise_last_level(params, config)
@@ -167,7 +181,7 @@ def test_init_loss_evaluate_visualize(task, config, batch, params):
   image = task.visualize(params, batch)
   t = config.recon.num_frames
   assert image.dtype == np.uint8 and image.shape == (4 * 2 * 32, t * 32, 3)
-  np.testing.assert_array_equal(image[:32, :32], recon.to_uint8(batch['video'][0, 0]))
+  np.testing.assert_array_equal(image[:32, :32], batch['video'][0, 0])
 
 
 def _randomise_last_level(params, config):
@@ -209,7 +223,8 @@ def test_loss_falls_with_adam(task, config, batch, params):
   assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5]), losses
 
 
-def test_exported_audio_encoder_matches_the_full_model(task, batch, params):
+def test_exported_audio_encoder_matches_the_full_model(task, expanded, params):
+  batch = expanded
   module, key = task.encoders()['audio_encoder']
   assert key == 'audio'
   alone, alone_aux = jax.jit(module.apply)({'params': params['audio_encoder']}, batch[key])
@@ -220,8 +235,9 @@ def test_exported_audio_encoder_matches_the_full_model(task, batch, params):
   np.testing.assert_allclose(alone_aux['frames'], aux['frames'], rtol=1e-5, atol=1e-6)
 
 
-def test_audio_encoder_hears_relative_loudness(task, batch, params):
+def test_audio_encoder_hears_relative_loudness(task, expanded, params):
   """The clip's overall level is normalised away; how loudness moves between frames is not."""
+  batch = expanded
   module, key = task.encoders()['audio_encoder']
   apply = jax.jit(module.apply)
   features, _ = apply({'params': params['audio_encoder']}, batch[key])
@@ -232,7 +248,7 @@ def test_audio_encoder_hears_relative_loudness(task, batch, params):
   assert np.abs(quieter_start - features).max() > 1e-2
 
 
-def test_bfloat16_compute_keeps_float32_params_and_loss(batch, params):
+def test_bfloat16_compute_keeps_float32_params_and_loss(batch, expanded, params):
   config = recon_config.get_config('tiny')
   config.dtype = 'bfloat16'
   task = recon.Recon(config)
@@ -242,5 +258,5 @@ def test_bfloat16_compute_keeps_float32_params_and_loss(batch, params):
   loss, _ = jax.jit(task.loss)(params, batch, key(1))
   assert loss.dtype == jnp.float32 and np.isfinite(loss)
   features, _ = jax.eval_shape(task.encoders()['audio_encoder'][0].apply,
-                               {'params': params['audio_encoder']}, batch['audio'])
+                               {'params': params['audio_encoder']}, expanded['audio'])
   assert features.dtype == jnp.bfloat16

@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from avjax import checkpoint
+from avjax import export
 from avjax.data import ops
 from avjax.data.synth import heads
 from avjax.data.synth import scenes
@@ -101,13 +102,14 @@ def test_presets_read_their_clips_and_fit_the_unet(arg, world, samples):
   task = separation.Separation(config)
   assert task.num_samples == samples
   clip = world.render_clip(world.PRESETS[config.data.config], 'train', 0)
-  out = task.preprocess(clip, np.random.default_rng(0))
+  out = task.preprocess({k: clip[k] for k in task.features}, np.random.default_rng(0))
   frames = -(-config.separation.window_frames // config.separation.frame_stride)
   size = clip['video'].shape[1] // config.separation.frame_downsample
   sync_block = sync_config.get_config(arg).sync
   assert (config.separation.frame_stride, config.separation.frame_downsample) == (
       sync_block.frame_stride, sync_block.frame_downsample)
   assert out['audio'].shape == (samples,) and out['video'].shape == (frames, size, size, 3)
+  assert (out['audio'].dtype, out['video'].dtype) == (np.int16, np.uint8)
   batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct((2,) + x.shape, x.dtype), out)
   params = jax.eval_shape(task.init, key(0), batch)  # The u-net's size checks pass.
   assert set(params) == {'unet', 'sync_net'}
@@ -120,21 +122,53 @@ def test_preprocess_takes_a_window_under_the_frames_rms_normalised(task):
   video[..., 0] = 5 * np.arange(25)[:, None, None]  # Frame t's red channel is 5 t.
   audio = ops.to_int16(tones((25 * SPF,)))
   clip, rng = {'video': video, 'audio': audio}, np.random.default_rng(0)
-  starts = set()
+  starts, expand = set(), jax.jit(task.expand)
   for _ in range(10):
     out = task.preprocess(clip, rng)
-    shown = np.round((out['video'][:, 0, 0, 0] + 1) * 127.5).astype(int) // 5
+    assert out['audio'].dtype == np.int16 and out['video'].dtype == np.uint8
+    shown = out['video'][:, 0, 0, 0].astype(int) // 5
     start = shown[0]
     stride = task.config.frame_stride
     np.testing.assert_array_equal(shown, start + np.arange(0, 16, stride))  # Of the 16 frames.
-    window = ops.to_float(audio[start * SPF:start * SPF + task.num_samples])
-    np.testing.assert_allclose(out['audio'], window * (0.1 / ops.rms(window)), rtol=1e-5)
-    assert ops.rms(out['audio']) == pytest.approx(0.1, rel=1e-5)
-    assert out['audio'].dtype == out['video'].dtype == np.float32
+    np.testing.assert_array_equal(out['audio'], audio[start * SPF:start * SPF + task.num_samples])
+    expanded = expand(jax.tree.map(lambda x: x[None], out))  # RMS-normalised on the device.
+    window = ops.to_float(out['audio'])
+    np.testing.assert_allclose(expanded['audio'][0], window * (0.1 / ops.rms(window)), rtol=1e-5)
+    assert ops.rms(expanded['audio'][0]) == pytest.approx(0.1, rel=1e-5)
     starts.add(start)
   assert len(starts) > 3 and max(starts) <= 25 - 16
   pit = separation.Separation(tiny_config(mode='pit'))
   assert set(pit.preprocess(clip, rng)) == {'audio'}  # The baseline sees no video.
+
+
+def float_preprocess(task, example, rng):
+  """The float example the separation task's preprocess gave before compact batches
+  (numpy, the same draws): the reference that `expand` of a compact batch must give."""
+  config = task.config
+  start = int(rng.integers(0, max(len(example['video']) - config.window_frames, 0) + 1))
+  samples, clip = ops.time_crop(example['audio'], example['video'], start, config.window_frames)
+  audio = samples[:task.num_samples].astype(np.float32) / 32768.0
+  clip = clip[::config.frame_stride]
+  if config.frame_downsample > 1:
+    clip = ops.downsample_frames(clip, config.frame_downsample)
+  return {'audio': (audio * (config.rms / max(ops.rms(audio), 1e-8))).astype(np.float32),
+          'video': clip.astype(np.float32) / 127.5 - 1.0}
+
+
+def test_expand_of_a_compact_batch_gives_the_float_batch_and_its_loss(task, batch, params,
+                                                                      evaluate):
+  """The compact batch (uint8 frames, int16 samples) expanded on the device is the float
+  one preprocess gave before, from the same draws, and so is the loss."""
+  rng, preset = np.random.default_rng(0), heads.PRESETS['heads_tiny']  # As `make_batch`'s.
+  reference = jax.tree.map(lambda *x: np.stack(x), *[
+      float_preprocess(task, heads.render_clip(preset, 'train', i), rng) for i in range(4)])
+  assert batch['video'].dtype == np.uint8 and batch['audio'].dtype == np.int16
+  expanded = jax.jit(task.expand)(batch)
+  assert set(expanded) == set(reference)
+  np.testing.assert_allclose(expanded['video'], reference['video'], rtol=0, atol=1e-6)
+  np.testing.assert_allclose(expanded['audio'], reference['audio'], rtol=1e-5, atol=1e-7)
+  float_loss = jax.jit(lambda p, r: task._heads_and_loss(p, r)[0].mean())(params, reference)
+  np.testing.assert_allclose(evaluate(params, batch)['loss'], float_loss, rtol=1e-5)
 
 
 def test_stft_matches_numpy_magnitudes_and_round_trips():
@@ -214,10 +248,10 @@ def test_si_sdr_is_that_of_bss():
                              bss.si_sdr(estimate, reference), rtol=1e-4)
 
 
-def test_evaluate_scores_the_mixture_as_bss_does(batch, params, evaluate):
+def test_evaluate_scores_the_mixture_as_bss_does(task, batch, params, evaluate):
   metrics = evaluate(params, batch)
   assert set(metrics) == {'loss', 'si_sdr', 'mixture_si_sdr'}
-  audio = batch['audio'].astype(np.float64)
+  audio = np.asarray(task.expand(batch)['audio'], np.float64)
   mixture = audio + np.roll(audio, 1, axis=0)
   np.testing.assert_allclose(metrics['mixture_si_sdr'], bss.si_sdr(mixture, audio).mean(),
                              rtol=1e-4)
@@ -247,7 +281,7 @@ def export_sync_net(tmp_path, sync_cfg):
   manager.save(1, args=checkpoint.ocp.args.Composite(
       state=checkpoint.ocp.args.StandardSave({'params': {'sync_net': net_params}})))
   manager.wait_until_finished()
-  assert checkpoint.export_encoders(str(workdir), str(out)) == ['sync_net']
+  assert export.export_encoders(str(workdir), str(out)) == ['sync_net']
   return str(out), net_params
 
 

@@ -7,6 +7,7 @@ import pytest
 from sklearn import decomposition
 
 from avjax import checkpoint
+from avjax import export
 from avjax import tasks
 from avjax import train
 from avjax.data import ops
@@ -44,7 +45,7 @@ def test_speaker_crops_are_utterance_normalised_log_mel():
 def test_speaker_starts_from_a_disentangle_export_and_checks_its_shape(data_dir, tmp_path):
   pretrain = tiny_config('disentangle', disentangle_config, data_dir)
   train.train_and_evaluate(pretrain, str(tmp_path / 'pretrain'))
-  checkpoint.export_encoders(str(tmp_path / 'pretrain'), str(tmp_path / 'export'))
+  export.export_encoders(str(tmp_path / 'pretrain'), str(tmp_path / 'export'))
   exported = checkpoint.restore_params(str(tmp_path / 'pretrain'))['speaker_encoder']
   config = tiny_config('speaker', speaker_config, data_dir,
                        **{'speaker.init_from': str(tmp_path / 'export')})

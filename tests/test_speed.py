@@ -20,7 +20,7 @@ from avjax import train
 from avjax.data.synth import heads
 from avjax.data.synth import scenes
 
-NAMES = sorted(p.stem for p in pathlib.Path(config_lib.configs_dir()).glob('*.py'))
+NAMES = sorted(p.stem for p in pathlib.Path(config_lib.configs_dir()).glob('[!_]*.py'))
 COMPUTE = ('conv_general_dilated', 'dot_general')
 REMAT = ('checkpoint', 'remat2')  # The primitive's name, printed and internal.
 # Left in float32 on purpose: the cosine logits of disentangle's losses.

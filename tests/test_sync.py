@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from avjax import checkpoint
+from avjax import export
 from avjax.data import ops
 from avjax.data.synth import scenes
 from avjax.models import fusion
@@ -44,10 +45,32 @@ def blinking_clip(rng):
   return {'audio': ops.to_int16(audio), 'video': video}
 
 
+def stack(examples):
+  return jax.tree.map(lambda *x: np.stack(x), *examples)
+
+
 def make_batch(task, make_example, num_examples, seed=0):
   rng = np.random.default_rng(seed)
-  examples = [task.preprocess(make_example(rng), rng) for _ in range(num_examples)]
-  return jax.tree.map(lambda *x: np.stack(x), *examples)
+  return stack([task.preprocess(make_example(rng), rng) for _ in range(num_examples)])
+
+
+def float_preprocess(config, example, rng):
+  """The float example the sync task's preprocess gave before compact batches (numpy,
+  the same draws): the reference that `expand` of a compact batch must give."""
+  frames = config.window_frames
+  start, shift = sync.draw_windows(len(example['video']), len(example['audio']), frames,
+                                   config.min_shift, config.max_shift, rng)
+  aligned, clip = ops.time_crop(example['audio'], example['video'], start, frames)
+  shifted, _ = ops.time_crop(example['audio'], example['video'], start, frames,
+                             audio_offset=shift)
+  clip = clip[::config.frame_stride]
+  if config.frame_downsample > 1:
+    clip = ops.downsample_frames(clip, config.frame_downsample)
+  clip = clip.astype(np.float32) / 127.5 - 1.0
+  if config.flip and rng.random() < 0.5:
+    clip = clip[:, :, ::-1]
+  audio = np.stack([aligned, shifted]).astype(np.float32) / 32768.0
+  return {'video': clip, 'audio': audio, 'shift': np.int32(shift)}
 
 
 @pytest.fixture(scope='module')
@@ -72,7 +95,7 @@ def params(task, batch):
   return jax.jit(task.init)(key(0), batch)
 
 
-@pytest.mark.parametrize('arg', [None, 'tiny', 'paper'])
+@pytest.mark.parametrize('arg', [None, 'tiny', 'paper', 'accel'])
 def test_presets_build_a_task_that_reads_scenes(arg):
   config = sync_config.get_config(arg)
   task = sync.Sync(config)
@@ -80,13 +103,16 @@ def test_presets_build_a_task_that_reads_scenes(arg):
   assert input_key == ('video', 'audio') and module is task.net
   preset = config.data.config
   clip = scenes.render_clip(scenes.PRESETS[preset], 'train', 0)
-  out = task.preprocess(clip, np.random.default_rng(0))
+  out = task.preprocess({k: clip[k] for k in task.features}, np.random.default_rng(0))
   size = scenes.PRESETS[preset].frame_size // config.sync.frame_downsample
   frames, stride = config.sync.window_frames, config.sync.frame_stride
-  assert out['video'].shape == (-(-frames // stride), size, size, 3)
-  assert out['audio'].shape == (2, frames * SPF)
-  assert out['video'].dtype == out['audio'].dtype == np.float32
-  assert -1 <= out['video'].min() and out['video'].max() <= 1
+  video_shape = (-(-frames // stride), size, size, 3)
+  assert out['video'].shape == video_shape and out['audio'].shape == (2, frames * SPF)
+  assert (out['video'].dtype, out['audio'].dtype) == (np.uint8, np.int16)
+  # Host-to-device bytes: uint8 frames, int16 audio, the shift and the flip.
+  assert sum(x.nbytes for x in out.values()) == np.prod(video_shape) + 4 * frames * SPF + 4 + 1
+  expanded = jax.eval_shape(task.expand, jax.tree.map(lambda x: x[None], out))
+  assert expanded['video'].dtype == expanded['audio'].dtype == np.float32
 
 
 def test_preprocess_takes_the_aligned_and_a_shifted_window_of_the_clip(task, config):
@@ -97,16 +123,18 @@ def test_preprocess_takes_the_aligned_and_a_shifted_window_of_the_clip(task, con
   high = min(np.floor(config.sync.max_shift * window), (NUM_FRAMES - frames) * SPF)
   clip, rng = indexed_clip(), np.random.default_rng(0)
   starts, shifts, flips = set(), [], set()
+  expand = jax.jit(task.expand)
   for _ in range(40):
     out = task.preprocess(clip, rng)
-    pixels = np.round((out['video'] + 1) * 127.5).astype(int)
-    video_frames = pixels[:, 0, 0, 0] // 5
+    video_frames = out['video'][:, 0, 0, 0].astype(int) // 5
     start = video_frames[0]
     np.testing.assert_array_equal(video_frames, start + np.arange(0, frames, stride))
+    np.testing.assert_array_equal(out['video'][0, 0, :, 1] // 7, np.arange(SIZE))
+    flipped = bool(out['flip'])  # Drawn here, applied by `expand`.
+    pixels = np.round((expand(jax.tree.map(lambda x: x[None], out))['video'][0] + 1) * 127.5)
     columns = pixels[0, 0, :, 1] // 7
-    flipped = columns[0] != 0
     np.testing.assert_array_equal(columns, np.arange(SIZE)[::-1] if flipped else np.arange(SIZE))
-    samples = np.round(out['audio'] * 32768).astype(int)
+    samples = out['audio'].astype(int)
     shift = int(out['shift'])
     np.testing.assert_array_equal(samples[0], start * SPF + np.arange(window))  # Under the frames.
     np.testing.assert_array_equal(samples[1], start * SPF + shift + np.arange(window))
@@ -185,9 +213,9 @@ def test_output_and_cam_shapes(config, pool, time_strides, last_stride, cam, fus
 def test_evaluate_scores_each_video_with_both_tracks(task, batch, params):
   """Cross-entropy on logits computed one track at a time, aligned = 1; the logit is the
   CAM's mean (the same projection, before or after pooling)."""
-  logits, net_params = [], {'params': params['sync_net']}
+  logits, net_params, inputs = [], {'params': params['sync_net']}, task.expand(batch)
   for track in (0, 1):
-    logit, aux = task.apply_net(net_params, batch['video'], batch['audio'][:, track])
+    logit, aux = task.apply_net(net_params, inputs['video'], inputs['audio'][:, track])
     np.testing.assert_allclose(logit, aux['cam'].mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-5)
     logits.append(logit)
   logits = np.stack(logits, 1)
@@ -197,6 +225,24 @@ def test_evaluate_scores_each_video_with_both_tracks(task, batch, params):
   np.testing.assert_allclose(evaluated['loss'], cross_entropy.mean(), rtol=1e-4)
   np.testing.assert_allclose(evaluated['accuracy'], np.mean([logits[:, 0] > 0, logits[:, 1] <= 0]))
   np.testing.assert_allclose(evaluated['pair_accuracy'], np.mean(logits[:, 0] > logits[:, 1]))
+
+
+def test_expand_of_a_compact_batch_gives_the_float_batch_and_its_loss(config, task, batch,
+                                                                      params):
+  """The compact batch (uint8, int16, flags) expanded on the device is the float one
+  preprocess gave before, from the same draws, and so is the loss."""
+  rng = np.random.default_rng(0)  # As `make_batch`'s.
+  reference = stack([float_preprocess(config.sync, blinking_clip(rng), rng) for _ in range(4)])
+  assert batch['video'].dtype == np.uint8 and batch['audio'].dtype == np.int16
+  assert 0 < batch['flip'].sum() < 4  # Both flipped and unflipped clips.
+  expanded = jax.jit(task.expand)(batch)
+  assert set(expanded) == set(reference)
+  for k in reference:
+    np.testing.assert_allclose(expanded[k], reference[k], rtol=0, atol=1e-6, err_msg=k)
+  logits = task.apply_net({'params': params['sync_net']}, reference['video'],
+                          reference['audio'])[0]
+  np.testing.assert_allclose(jax.jit(task.evaluate)(params, batch)['loss'],  # `loss`'s loss.
+                             sync.pair_metrics(logits)[0], rtol=1e-5)
 
 
 def test_training_on_a_fixed_batch_lowers_the_loss(task, batch, params):
@@ -224,12 +270,14 @@ def test_training_on_a_fixed_batch_lowers_the_loss(task, batch, params):
 def test_visualize_shows_each_frame_beside_its_cam(task, batch, params):
   image = task.visualize(params, batch)
   assert image.dtype == np.uint8 and image.shape == (4 * SIZE, 2 * SIZE, 3)
-  middle = np.round((batch['video'][:, batch['video'].shape[1] // 2] + 1) * 127.5).astype(np.uint8)
+  shown = batch['video'][:, batch['video'].shape[1] // 2]
+  middle = np.where(batch['flip'][:, None, None, None], shown[:, :, ::-1], shown)
   np.testing.assert_array_equal(image[:SIZE, :SIZE], middle[0])
   assert (image[:, SIZE:, 0].astype(int) >= image[:, :SIZE, 0]).all()  # Tinted red.
 
 
-def test_export_then_load_encoder_gives_the_trained_network(config, batch, params, tmp_path):
+def test_export_then_load_encoder_gives_the_trained_network(config, task, batch, params,
+                                                            tmp_path):
   workdir, out = tmp_path / 'run', tmp_path / 'export'
   workdir.mkdir()
   checkpoint.save_config(config, str(workdir))
@@ -237,8 +285,9 @@ def test_export_then_load_encoder_gives_the_trained_network(config, batch, param
   manager.save(1, args=checkpoint.ocp.args.Composite(
       state=checkpoint.ocp.args.StandardSave({'params': params})))
   manager.wait_until_finished()
-  assert checkpoint.export_encoders(str(workdir), str(out)) == ['sync_net']
-  apply, loaded = checkpoint.load_encoder(str(out), 'sync_net')
+  assert export.export_encoders(str(workdir), str(out)) == ['sync_net']
+  apply, loaded = export.load_encoder(str(out), 'sync_net')
   jax.tree.map(np.testing.assert_array_equal, loaded, params['sync_net'])
-  logit, aux = jax.eval_shape(apply, loaded, (batch['video'], batch['audio'][:, 0]))
+  inputs = task.expand(batch)  # `apply` takes the network's float inputs.
+  logit, aux = jax.eval_shape(apply, loaded, (inputs['video'], inputs['audio'][:, 0]))
   assert logit.shape == (len(batch['video']),) and aux['cam'].shape[0] == len(batch['video'])

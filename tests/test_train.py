@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 from avjax import checkpoint
+from avjax import export
 from avjax import tasks
 from avjax import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / 'configs').glob('*.py'))
+CONFIGS = sorted((ROOT / 'configs').glob('[!_]*.py'))  # Not __init__.py.
 
 
 def load_config(name, arg='tiny'):
@@ -41,8 +42,8 @@ def tiny_config(data_dir, **overrides):
   return config
 
 
-def run_main(workdir, data_dir, *flags, env=None, wait=True):
-  cmd = [sys.executable, '-m', 'avjax.main', '--config=configs/recon.py:tiny',
+def run_main(workdir, data_dir, *flags, env=None, wait=True, prefix=()):
+  cmd = [*prefix, sys.executable, '-m', 'avjax.main', '--config=configs/recon.py:tiny',
          f'--workdir={workdir}', f'--config.data.data_dir={data_dir}', *flags]
   env = {**os.environ, **(env or {})}
   # The tiny runs' time goes to compiling; XLA's cheapest compilation halves it, and every
@@ -95,6 +96,13 @@ def test_run_writes_metrics_samples_and_checkpoints(reference_run):
                 if p.name.isdigit()) == [4, 8]
 
 
+def assert_params_of(workdir, reference_run):
+  """The newest checkpoints of `workdir` and `reference_run` hold the same parameters."""
+  expected = checkpoint.restore_params(reference_run)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               expected, checkpoint.restore_params(workdir))
+
+
 def test_killed_run_resumes_to_the_same_parameters(reference_run, data_dir, tmp_path):
   proc = run_main(tmp_path, data_dir, '--config.total_steps=8', '--config.checkpoint_every=4',
                   wait=False)
@@ -112,10 +120,47 @@ def test_killed_run_resumes_to_the_same_parameters(reference_run, data_dir, tmp_
                        '--config.checkpoint_every=4')
   assert code == 0, log
   assert 'resumed from' in log
-  expected = checkpoint.restore_params(reference_run)
-  resumed = checkpoint.restore_params(tmp_path)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-               expected, resumed)
+  assert_params_of(tmp_path, reference_run)
+
+
+def test_a_damaged_latest_checkpoint_resumes_from_the_one_before(reference_run, data_dir,
+                                                                  tmp_path):
+  workdir = tmp_path / 'run'
+  shutil.copytree(reference_run, workdir)
+  files = [p for p in (workdir / 'checkpoints' / '8' / 'state').rglob('*') if p.is_file()]
+  os.truncate(max(files, key=lambda p: p.stat().st_size), 1000)
+  code, log = run_main(workdir, data_dir, '--config.total_steps=8',
+                       '--config.checkpoint_every=4')
+  assert code == 0, log
+  [line] = [l for l in log.splitlines() if 'unreadable' in l]
+  assert 'checkpoint step 8 is unreadable (' in line, line
+  assert f'moved to {workdir}/checkpoints/8.unreadable, resuming from step 4' in line
+  assert 'at step 4' in log and 'Traceback' not in log
+  assert_params_of(workdir, reference_run)  # Steps 5 to 8 again, as the first time.
+
+
+# Runs a command whose files stop growing at 200 kB (EFBIG; Python ignores SIGXFSZ): a
+# checkpoint's arrays cannot be written, a full disk as far as the run can tell.
+SMALL_FILES = ('bash', '-c', 'ulimit -f 200 && exec "$@"', 'bash')
+
+
+def test_a_failed_save_is_one_line_and_keeps_the_checkpoints_before(reference_run, data_dir,
+                                                                     tmp_path):
+  workdir = tmp_path / 'run'
+  shutil.copytree(reference_run, workdir)
+  shutil.rmtree(workdir / 'checkpoints' / '8')  # Resumes from step 4 and saves step 8 again.
+  before = checkpoint.restore_params(workdir)
+  code, log = run_main(workdir, data_dir, '--config.total_steps=8',
+                       '--config.checkpoint_every=4', prefix=SMALL_FILES)
+  assert code == 1, log
+  [line] = [l for l in log.splitlines() if l.startswith('avjax: error:')]
+  assert line.startswith(f'avjax: error: saving checkpoint step 8 in {workdir}/checkpoints '
+                         'failed ('), line
+  assert 'File too large' in line
+  assert 'Traceback' not in log and 'Event loop is closed' not in log
+  steps = sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit())
+  assert steps == [4]
+  jax.tree.map(np.testing.assert_array_equal, before, checkpoint.restore_params(workdir))
 
 
 @pytest.mark.parametrize('mesh', ['data=8', 'data=2,fsdp=4'])
@@ -144,9 +189,12 @@ def test_nonfinite_loss_stops_naming_the_step(data_dir, tmp_path):
 
 
 def test_export_then_load_encoder_gives_identical_features(reference_run, tmp_path):
-  names = checkpoint.export_encoders(str(reference_run), str(tmp_path))
-  assert 'audio_encoder' in names
-  apply, params = checkpoint.load_encoder(str(tmp_path), 'audio_encoder')
+  proc = subprocess.run([sys.executable, '-m', 'avjax.export', f'--workdir={reference_run}',
+                         f'--out={tmp_path}'], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr
+  assert f'exported audio_encoder to {tmp_path}/audio_encoder' in proc.stdout
+  apply, params = export.load_encoder(str(tmp_path), 'audio_encoder')
   config = checkpoint.load_config(str(reference_run))
   module, input_key = tasks.TASKS[config.task](config).encoders()['audio_encoder']
   assert input_key == 'audio'

@@ -13,6 +13,17 @@ already, so they are only scaled). Audio is resampled to 16 kHz and
 down-mixed to mono; a file whose rate or channel count differs from what its
 dataset publishes is still read, and says so in `repairs`. A file that cannot
 be read raises `MediaError`, which names the file and the reason.
+
+Audio and video share the file's timeline: sample 0 of the audio and frame 0 of
+the video are the same moment (the file's start, or `start`). A track that
+begins later than the other (by an MP4 edit list, which ffmpeg applies by
+default, an AVI stream header's start or MPEG-TS timestamps) is padded at its
+start, the audio with silence and the video by repeating its first frame; ffmpeg
+pads by the decoded timestamps (`aresample` with `first_pts=0`, `fps` with
+`start_time=0`). A delay of a frame or more is noted in `repairs` ('audio
+delayed: ...') when ffmpeg prints the track's start, as the bundled ffmpeg 9
+does for MP4, MKV, FLV and MPEG-TS; an AVI stream's start is honoured but not
+printed, so not noted.
 """
 
 import dataclasses
@@ -67,6 +78,8 @@ class Streams:
   video: bool
   sample_rate: int | None   # None: no audio track.
   channels: int | None
+  audio_start: float = 0.0  # Seconds into the file at which a track begins, as ffmpeg
+  video_start: float = 0.0  # prints it (0 when it prints no track's start).
 
 
 def ffmpeg():
@@ -100,6 +113,14 @@ def _starts_as_mp4(path):
     return f.read(8)[4:] == b'ftyp'
 
 
+def _track_start(text, kind, file_start):
+  """Seconds after the file's start at which its first `kind` track begins (ffmpeg prints a
+  nonzero start of a track; one it does not print is 0)."""
+  line = re.search(rf'Stream #[^\n]*?{kind}: [^\n]*', text)
+  start = line and re.search(r', start (-?\d+(?:\.\d+)?)', line.group(0))
+  return max(0.0, (float(start.group(1)) if start else 0.0) - file_start)
+
+
 def probe(path):
   """The streams of a media file, from ffmpeg's reading of its header."""
   _check_nonempty(path)
@@ -117,9 +138,13 @@ def probe(path):
   audio = re.search(r'Stream #.*?Audio: [^,]+(?:\([^)]*\))*[^,]*, (\d+) Hz, ([^,\n]+)', text)
   if os.fspath(path).lower().endswith('.avi'):
     duration = max(duration or 0, _avi_header_seconds(path) or 0) or None
+  file_start = re.search(r'Duration: [^\n]*?, start: (-?\d+(?:\.\d+)?)', text)
+  file_start = float(file_start.group(1)) if file_start else 0.0
   return Streams(duration=duration, video=bool(re.search(r'Stream #.*?Video: ', text)),
                  sample_rate=int(audio.group(1)) if audio else None,
-                 channels=_channel_count(audio.group(2)) if audio else None)
+                 channels=_channel_count(audio.group(2)) if audio else None,
+                 audio_start=_track_start(text, 'Audio', file_start),
+                 video_start=_track_start(text, 'Video', file_start))
 
 
 def _repairs(path, rate, channels, expected):
@@ -131,6 +156,13 @@ def _repairs(path, rate, channels, expected):
   if channels != expected.channels:
     repairs.append(f'down-mixed from {channels} channels (expected {expected.channels})')
   return repairs
+
+
+def _delay_repairs(track, begins, start, padding):
+  """A note when `track` begins a frame or more after the part read starts (padded there)."""
+  if begins - (start or 0) < 1 / ops.FPS:
+    return []
+  return [f'{track} delayed: begins {begins:.3f} s into the file, {padding}']
 
 
 def resample(audio, rate, target=ops.SAMPLE_RATE):
@@ -162,10 +194,11 @@ def _read_container_audio(path, streams, expected, start, duration):
   """Any container's audio track -> (float32 mono at 16 kHz, repairs), by ffmpeg."""
   if streams.sample_rate is None:
     raise MediaError(path, NO_AUDIO)
-  repairs = _repairs(path, streams.sample_rate, streams.channels, expected)
+  repairs = _repairs(path, streams.sample_rate, streams.channels, expected) + _delay_repairs(
+      'audio', streams.audio_start, start, 'padded with silence')
   command = [ffmpeg(), '-v', 'error', '-nostdin', *_seek(start), '-i', os.fspath(path),
-             *_limit(duration), '-vn', '-ac', '1', '-ar', str(ops.SAMPLE_RATE),
-             '-f', 's16le', '-']
+             *_limit(duration), '-vn', '-af', 'aresample=async=1:first_pts=0', '-ac', '1',
+             '-ar', str(ops.SAMPLE_RATE), '-f', 's16le', '-', *_shared_timeline(duration)]
   result = subprocess.run(command, capture_output=True, check=False)
   if result.returncode != 0:
     raise MediaError(path, UNREADABLE, _last_line(result.stderr.decode(errors='replace')))
@@ -180,6 +213,13 @@ def _limit(duration):
   return ['-t', f'{duration:.3f}'] if duration else []
 
 
+def _shared_timeline(duration):
+  """A second output that copies every audio and video track to nowhere: ffmpeg then takes
+  the file's start over all of them (for MPEG-TS and -PS it takes it over the tracks read
+  only), so that the audio run and the video run share a timeline."""
+  return ['-map', '0:v?', '-map', '0:a?', '-c', 'copy', *_limit(duration), '-f', 'null', '-']
+
+
 def read_audio(path, expected=AudioFormat(), start=None, duration=None):
   """(int16 mono audio at 16 kHz, repairs) of an audio or video file."""
   _check_nonempty(path)
@@ -189,7 +229,8 @@ def read_audio(path, expected=AudioFormat(), start=None, duration=None):
   else:
     streams = probe(path)
     audio, repairs = _read_container_audio(path, streams, expected, start, duration)
-    header_seconds = _expected_seconds(streams, start, duration)
+    header_seconds = _expected_seconds(streams, start, duration,
+                                       streams.video_start - streams.audio_start)
   _check_length(path, len(audio) / ops.SAMPLE_RATE, header_seconds, 'audio')
   return ops.to_int16(audio), tuple(repairs)
 
@@ -205,10 +246,12 @@ def _avi_header_seconds(path):
   return micro_seconds_per_frame * total_frames / 1e6 or None
 
 
-def _expected_seconds(streams, start, duration):
+def _expected_seconds(streams, start, duration, lead=0.0):
+  """Seconds a track should decode to by the header; `lead`: how much earlier it begins than
+  the other track, by which it may end earlier than the file."""
   if streams.duration is None:
     return None
-  left = streams.duration - (start or 0)
+  left = streams.duration - (start or 0) - max(lead, 0)
   return min(left, duration) if duration else left
 
 
@@ -228,16 +271,16 @@ def read_video(path, frame_size, start=None, duration=None, streams=None):
   square = "crop='min(iw,ih)':'min(iw,ih)'"
   command = [ffmpeg(), '-v', 'error', '-nostdin', *_seek(start), '-i', os.fspath(path),
              *_limit(duration), '-an', '-vf',
-             f'fps={ops.FPS},{square},scale={frame_size}:{frame_size}:flags=area',
-             '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-']
+             f'fps={ops.FPS}:start_time=0,{square},scale={frame_size}:{frame_size}:flags=area',
+             '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-', *_shared_timeline(duration)]
   result = subprocess.run(command, capture_output=True, check=False)
   if result.returncode != 0:
     raise MediaError(path, UNREADABLE, _last_line(result.stderr.decode(errors='replace')))
   frames = np.frombuffer(result.stdout, np.uint8)
   frames = frames[:len(frames) // (frame_size * frame_size * 3) * frame_size * frame_size * 3]
   frames = frames.reshape(-1, frame_size, frame_size, 3)
-  _check_length(path, len(frames) / ops.FPS, _expected_seconds(streams, start, duration),
-                'video')
+  _check_length(path, len(frames) / ops.FPS, _expected_seconds(
+      streams, start, duration, streams.audio_start - streams.video_start), 'video')
   return frames
 
 
@@ -277,6 +320,7 @@ def read_clip(path, frame_size=None, expected=AudioFormat(), start=None, duratio
     else:
       audio, repairs = read_audio(audio_path, expected, start, duration)
     audio = _pad_or_trim(audio, frames * ops.SAMPLES_PER_FRAME)
+    repairs += tuple(_delay_repairs('video', streams.video_start, start, 'first frame repeated'))
   if frames < min_frames:
     raise MediaError(path, TOO_SHORT, f'{frames} frames of 40 ms, fewer than {min_frames}')
   return Clip(audio=audio, video=video, repairs=repairs, silent=silent)

@@ -2,10 +2,11 @@
 
 TFDS's `tfds` script imports TensorFlow for its other commands, so it does not
 start where TensorFlow is not installed; this runs only `build`, with avjax's
-builders registered (README, "Preparing at scale with Beam"):
+builders registered (README, "Preparing at scale with Beam"). avjax's builders
+write array_record unless `--file_format` asks for another format:
 
   python -m avjax.data.prepare lrw --config=s64 --manual_dir=/data/lrw \
-      --file_format=array_record --beam_pipeline_options=runner=DirectRunner,direct_num_workers=8
+      --beam_pipeline_options=runner=DirectRunner,direct_num_workers=8
 """
 
 from absl import app

@@ -5,9 +5,12 @@ r"""Runs an evaluation suite: pretrains what it needs, exports, probes, writes r
       --data_dir=/tmp/tfds --methods=mfcc,random,recon
   python -m avjax.evaluate --suite=sync --workdir=/tmp/sync_suite --methods=localisation
   python -m avjax.evaluate --suite=speaker --workdir=/tmp/speaker_suite
+  python -m avjax.evaluate --suite=speaker --workdir=/tmp/speaker_suite --docs=docs/speaker.md
 
-writes WORKDIR/results.json ({"rows": [...]}), results.md and PNG plots. A
+writes WORKDIR/results.json ({"rows": [...], ...}), results.md and PNG plots. A
 rerun in the same workdir resumes each pretraining run from its checkpoint.
+With --docs=PAGE nothing runs: WORKDIR/results.json's tables replace the text
+between PAGE's `<!-- avjax:results SUITE -->` and `<!-- /avjax:results -->`.
 """
 
 import sys
@@ -18,6 +21,7 @@ from absl import flags
 from absl import logging
 
 from avjax import metric_writers
+from avjax.evaluate import results
 from avjax.evaluate import runs
 from avjax.evaluate import speaker
 from avjax.evaluate import speech
@@ -39,6 +43,9 @@ _PRETRAIN_DATA = flags.DEFINE_string(
 _PRETRAIN_MANUAL_DIR = flags.DEFINE_string('pretrain_manual_dir', '', 'Its local copy.')
 _METHODS = flags.DEFINE_list('methods', None, "Methods (speech), applications (sync) or "
                              "disentangle variants (speaker) to run (default: the preset's).")
+_DOCS = flags.DEFINE_string(
+    'docs', '', "A markdown page (docs/SUITE.md): instead of running the suite, write "
+    "WORKDIR/results.json's tables into it between its avjax:results SUITE markers.")
 flags.mark_flags_as_required(['suite', 'workdir'])
 
 
@@ -49,6 +56,10 @@ def main(argv):
   jax.config.update('jax_threefry_partitionable', True)
   suite = SUITES[_SUITE.value]
   try:
+    if _DOCS.value:
+      results.write_docs(_WORKDIR.value, _DOCS.value, _SUITE.value)
+      print(f'wrote the tables of {_WORKDIR.value}/results.json into {_DOCS.value}')
+      return
     config = suite.get_config(_PRESET.value)
     config.data.data_dir = _DATA_DIR.value
     if _DATA.value:

@@ -1,4 +1,5 @@
-"""A suite's results: rows in results.json, tables in results.md, PNG plots.
+"""A suite's results: rows in results.json, tables in results.md, PNG plots, and
+the tables written into a docs page between marker comments.
 
 A row is one measured number, a dict with at least `method`, `mode`
 ('frozen' / 'finetune'), `task`, `metric`, `value` and the condition keys
@@ -64,23 +65,22 @@ def _format(value):
   return '-' if value is None else f'{value:.3f}'
 
 
-def markdown(rows, reference, title='Results', notes='', images=(), by_task=False):
-  """Markdown: the scores at the reference conditions (one table, or with
+def tables(rows, reference, by_task=False, level=2):
+  """Markdown lines: the scores at the reference conditions (one table, or with
   `by_task` one per task of the methods it has), then a table per task and
-  metric with each condition that varies varied in turn; `notes` go under
-  the title."""
+  metric with each condition that varies varied in turn; headings at `level`."""
   index = _index(rows)
+  heading = '#' * level
   task_metrics = _unique((r['task'], r['metric']) for r in rows)
   ref_text = ', '.join(f'{_AXIS_TITLES.get(k, k)} {condition_label(k, v)}'
                        for k, v in reference.items())
-  lines = [f'# {title}', ''] + ([notes, ''] if notes else [])
-  lines += [f'Test scores at {ref_text} unless a column says otherwise.']
+  lines = [f'Test scores at {ref_text} unless a column says otherwise.']
   groups = _unique(r['task'] for r in rows) if by_task else [None]
   for task in groups:
     selected = [r for r in rows if task in (None, r['task'])]
     metrics = [tm for tm in task_metrics if task in (None, tm[0])]
     header = [f'{t} {m}' if task is None else m for t, m in metrics]
-    lines += [''] + ([f'## {task}', ''] if task else [])
+    lines += [''] + ([f'{heading} {task}', ''] if task else [])
     lines += _table(['method', 'mode'] + header,
                     [[*mm] + [_format(_get(index, mm, tm, reference)) for tm in metrics]
                      for mm in _unique((r['method'], r['mode']) for r in selected)])
@@ -92,8 +92,15 @@ def markdown(rows, reference, title='Results', notes='', images=(), by_task=Fals
       continue
     body = [[*mm] + [_format(_get(index, mm, tm, {**reference, k: v})) for k, v in columns]
             for mm in _unique((r['method'], r['mode']) for r in selected)]
-    lines += ['', f'## {tm[0]} {tm[1]}', '']
+    lines += ['', f'{heading} {tm[0]} {tm[1]}', '']
     lines += _table(['method', 'mode'] + [condition_label(k, v) for k, v in columns], body)
+  return lines
+
+
+def markdown(rows, reference, title='Results', notes='', images=(), by_task=False):
+  """results.md: the title, `notes`, the `tables` and the `images`."""
+  lines = [f'# {title}', ''] + ([notes, ''] if notes else [])
+  lines += tables(rows, reference, by_task)
   lines += [''] + [f'![{name}]({name})' for name in images]
   return '\n'.join(lines) + '\n'
 
@@ -132,11 +139,12 @@ def plot(rows, reference, key, path):
 
 
 def write(workdir, rows, reference, title='Results', notes='', by_task=False, images=()):
-  """Writes WORKDIR/results.json, results.md and a PNG per condition that varies;
-  `images` (names under WORKDIR) are shown in results.md too."""
+  """Writes WORKDIR/results.json (the rows and how to tabulate them), results.md
+  and a PNG per condition that varies; `images` (names under WORKDIR) are shown
+  in results.md too."""
   check_rows(rows)
   with open(os.path.join(workdir, 'results.json'), 'w') as f:
-    json.dump({'rows': rows}, f, indent=1)
+    json.dump(dict(rows=rows, reference=reference, by_task=by_task, notes=notes), f, indent=1)
   images = list(images)
   for key in CONDITIONS:
     if len(_values(rows, key)) > 1:
@@ -144,3 +152,60 @@ def write(workdir, rows, reference, title='Results', notes='', by_task=False, im
       plot(rows, reference, key, os.path.join(workdir, images[-1]))
   with open(os.path.join(workdir, 'results.md'), 'w') as f:
     f.write(markdown(rows, reference, title, notes, images, by_task))
+
+
+def read(workdir):
+  """WORKDIR/results.json as `write` wrote it; ValueError if absent or incomplete."""
+  path = os.path.join(workdir, 'results.json')
+  if not os.path.exists(path):
+    raise ValueError(f'{path}: not found; run the suite with this --workdir first')
+  with open(path) as f:
+    results = json.load(f)
+  missing = [k for k in ('rows', 'reference', 'by_task', 'notes') if k not in results]
+  if missing:
+    raise ValueError(f'{path} lacks {missing} (an older format); rerun the suite to rewrite it')
+  check_rows(results['rows'])
+  return results
+
+
+# ---- a docs page's block of results ----
+
+MARKER_END = '<!-- /avjax:results -->'
+
+
+def marker(name):
+  """The comment that opens the block of `name`'s results in a markdown page."""
+  return f'<!-- avjax:results {name} -->'
+
+
+def docs_block(results, name):
+  """`name`'s block for a docs page: its markers around the notes and `tables` of
+  `results` (as `read` returns them), headings under the page's sections."""
+  notes = [results['notes'], ''] if results['notes'] else []
+  lines = tables(results['rows'], results['reference'], results['by_task'], level=3)
+  return '\n'.join([marker(name), ''] + notes + lines + ['', MARKER_END])
+
+
+def replace_block(text, name, block, source='the page'):
+  """`text` with its one block of `name` (markers included) replaced by `block`;
+  ValueError naming `source` where the markers are missing or repeated."""
+  start = text.find(marker(name))
+  if start < 0:
+    raise ValueError(f'{source}: no {marker(name)} marker to write the results after')
+  if text.count(marker(name)) > 1:
+    raise ValueError(f'{source}: {marker(name)} appears more than once')
+  end = text.find(MARKER_END, start)
+  if end < 0:
+    raise ValueError(f'{source}: no {MARKER_END} after {marker(name)}')
+  return text[:start] + block + text[end + len(MARKER_END):]
+
+
+def write_docs(workdir, page, name):
+  """Writes WORKDIR/results.json's tables into the markdown file `page`, between
+  `name`'s markers; the rest of the page is left as it is."""
+  block = docs_block(read(workdir), name)
+  with open(page) as f:
+    text = f.read()
+  text = replace_block(text, name, block, page)
+  with open(page, 'w') as f:
+    f.write(text)

@@ -61,9 +61,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from avjax import checkpoint
+from avjax import export
 from avjax.data import ops
 from avjax.data import pipeline
+from avjax.evaluate import checks
 from avjax.evaluate import linear_probe
 from avjax.evaluate import results
 from avjax.evaluate import runs
@@ -77,6 +78,7 @@ SUPERVISED = 'supervised'
 VERIFICATION_FEATURES = ('audio', 'speaker', 'track')  # Trials, identification, enrolment.
 PRETRAIN_FEATURES = ('audio', 'video', 'track')  # Faces matched to voices within a track.
 FRAMEWISE = ('viseme', 'words', 'word_start', 'word_end')  # The viseme and word probes'.
+SPLITS = ('train', 'validation', 'test')  # Probes fitted on train; verification on test.
 
 
 def get_config(preset='default'):
@@ -426,16 +428,21 @@ def plot_projection(embeddings, speakers, path):
 
 # ---- the suite ----
 
-def pretrain(config, variant, workdir):
-  """Trains (or resumes) configs/disentangle.py:variant=VARIANT on `config.pretrain_data`
-  in WORKDIR/pretrain/VARIANT and exports it to WORKDIR/encoders/VARIANT; returns
-  (method config, task, params)."""
+def pretrain_config(config, variant):
+  """configs/disentangle.py:variant=VARIANT under the suite's preset, on
+  `config.pretrain_data`."""
   arg = ','.join(filter(None, (config.preset, f'variant={variant}')))
   suite = ml_collections.ConfigDict(dict(config.to_dict(), preset=arg))
-  method = runs.run_config(suite, 'disentangle', config.pretrain_data)
+  return runs.run_config(suite, 'disentangle', config.pretrain_data)
+
+
+def pretrain(config, variant, workdir):
+  """Trains (or resumes) `pretrain_config` in WORKDIR/pretrain/VARIANT and exports it to
+  WORKDIR/encoders/VARIANT; returns (method config, task, params)."""
+  method = pretrain_config(config, variant)
   run_dir = os.path.join(workdir, 'pretrain', variant)
   task, params = runs.train_run(method, run_dir)
-  checkpoint.export_encoders(run_dir, os.path.join(workdir, 'encoders', variant))
+  export.export_encoders(run_dir, os.path.join(workdir, 'encoders', variant))
   return method, task, params
 
 
@@ -452,6 +459,22 @@ def finetune(config, name, init, fraction, workdir):
   (task, params)."""
   method = finetune_config(config, init, fraction, workdir)
   return runs.train_run(method, os.path.join(workdir, 'speaker', f'{name}_{fraction:g}'))
+
+
+def check_data(config, workdir):
+  """ValueError, before any training, unless `config.data` has the features
+  (`check_datasets`), splits and trials the suite reads and each training run's dataset
+  what it reads (`checks`; a fine-tuning run from an export reads what the same run
+  from scratch does); prepares the datasets."""
+  check_datasets(config)
+  checks.check_splits(config.data, SPLITS, 'the speaker probes and verification')
+  builder_trials(config)
+  for variant in config.methods:
+    checks.check_run(pretrain_config(config, variant),
+                     f'pretraining disentangle variant={variant}')
+  for fraction in config.label_fractions:
+    checks.check_run(finetune_config(config, '', fraction, workdir),
+                     f'supervised speaker runs on {fraction:g} of the labels')
 
 
 def _notes(config, steps, content_probes, trials_dropped):
@@ -478,9 +501,8 @@ def load_data(config):
   """{split: `load_split`}: test whole, with waveforms; train and validation (the probes')
   at most `max_probe_utterances` each."""
   limit = config.max_probe_utterances
-  return {'train': load_split(config, 'train', limit=limit),
-          'validation': load_split(config, 'validation', limit=limit),
-          'test': load_split(config, 'test', waveforms=True)}
+  return {split: load_split(config, split, waveforms=split == 'test',
+                            limit=0 if split == 'test' else limit) for split in SPLITS}
 
 
 def run(config, workdir):
@@ -488,7 +510,7 @@ def run(config, workdir):
   unknown = set(config.methods) - set(VARIANTS)
   if unknown:
     raise ValueError(f'unknown disentangle variants {sorted(unknown)}; known: {VARIANTS}')
-  check_datasets(config)
+  check_data(config, workdir)
   trial_rows, dataset, trials_dropped = builder_trials(config)
   data = load_data(config)
   check_lengths(data, config.crop_frames, dataset)

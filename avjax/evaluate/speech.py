@@ -52,11 +52,13 @@ import numpy as np
 from absl import logging
 
 from avjax import checkpoint
+from avjax import export
 from avjax import tasks
 from avjax import train
 from avjax.data import ops
 from avjax.data import pipeline
 from avjax.data.synth import heads as synth_heads
+from avjax.evaluate import checks
 from avjax.evaluate import features
 from avjax.evaluate import metrics
 from avjax.evaluate import probe
@@ -71,6 +73,7 @@ TASKS = {
     'affect': ('regress', ('arousal', 'valence')),
 }
 PRESETS = ('default', 'tiny')
+SPLITS = ('train', 'validation', 'test')  # What each head trains on, is selected on, scored on.
 _SPF = ops.SAMPLES_PER_FRAME
 
 
@@ -262,7 +265,7 @@ def pretrain(config, name, workdir):
   run_dir = os.path.join(workdir, 'pretrain', name)
   logging.info('pretraining %s in %s', name, run_dir)
   train.train_and_evaluate(method_config(config, name), run_dir)
-  checkpoint.export_encoders(run_dir, os.path.join(workdir, 'encoders', name))
+  export.export_encoders(run_dir, os.path.join(workdir, 'encoders', name))
 
 
 def audio_encoder(config, method, workdir, waveform):
@@ -279,7 +282,7 @@ def audio_encoder(config, method, workdir, waveform):
   export_dir = os.path.join(workdir, 'encoders', method)
   task_config = checkpoint.load_config(os.path.join(export_dir, 'audio_encoder'))
   module = tasks.TASKS[task_config.task](task_config).encoders()['audio_encoder'][0]
-  return module, checkpoint.load_encoder(export_dir, 'audio_encoder')[1]
+  return module, checkpoint.load_exported_params(export_dir, 'audio_encoder')
 
 
 def _describe(module):
@@ -304,8 +307,7 @@ class _Suite:
 
   def __init__(self, config):
     self.config = config
-    self.clips = {s: load_clips(config.data, s, config.max_clip_frames)
-                  for s in ('train', 'validation', 'test')}
+    self.clips = {s: load_clips(config.data, s, config.max_clip_frames) for s in SPLITS}
     task_names = set(config.tasks) | set(config.finetune_tasks)
     max_word = max_word_frames(self.clips) if 'word' in task_names else 0
     self.examples = {t: {s: task_examples(t, c, max_word) for s, c in self.clips.items()}
@@ -409,6 +411,17 @@ def with_tasks(config):
   return config
 
 
+def check_data(config):
+  """ValueError, before any training, unless `config.data` has the splits and class names
+  the probes of `config.tasks` read and each pretraining run's dataset what it reads
+  (`checks`); prepares the datasets. Its tasks' features: `with_tasks`."""
+  checks.check_splits(config.data, SPLITS, 'the speech probes')
+  for task in set(config.tasks) | set(config.finetune_tasks):
+    num_outputs(config.data, task)
+  for name in pretrained_methods(config):
+    checks.check_run(method_config(config, name), f'pretraining {name}')
+
+
 def _notes(config):
   """What results.md states about how its numbers were measured."""
   pretrained = pretrained_methods(config)
@@ -428,6 +441,7 @@ def run(config, workdir):
   """Runs the suite; writes WORKDIR/results.{json,md} and plots; returns the rows."""
   config = with_tasks(config)
   _check_methods(config)
+  check_data(config)
   os.makedirs(workdir, exist_ok=True)
   for name in pretrained_methods(config):
     pretrain(config, name, workdir)

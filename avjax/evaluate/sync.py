@@ -47,10 +47,11 @@ import numpy as np
 import soundfile as sf
 from absl import logging
 
-from avjax import checkpoint
+from avjax import export
 from avjax.data import ops
 from avjax.data import pipeline
 from avjax.evaluate import bss
+from avjax.evaluate import checks
 from avjax.evaluate import localization
 from avjax.evaluate import results
 from avjax.evaluate import runs
@@ -181,10 +182,12 @@ def localisation_rows(config, method, task, params, workdir):
   """Rows of the CAM (trained and random) and both baselines; writes overlays."""
   inputs, seen, full, masks = middle_windows(method)
   stride = method.sync.frame_stride
-  random_params = task.init(jax.random.key(config.seed), runs.batches(inputs[:1], 1)[0])
+  first = runs.batches(inputs[:1], 1)[0]  # Network inputs, not a batch of `task.preprocess`.
+  random_params = task.net.init({'params': jax.random.key(config.seed)}, first['video'],
+                                first['audio'])['params']
   maps = {
       'sync': cams(task.net, params, inputs, config.batch_size, seen),
-      'random': cams(task.net, random_params['sync_net'], inputs, config.batch_size, seen),
+      'random': cams(task.net, random_params, inputs, config.batch_size, seen),
       'motion_energy': np.stack([localization.motion_energy(v)[::stride] for v in full]),
       'centre_prior': localization.centre_prior(masks.shape),
   }
@@ -216,6 +219,13 @@ def write_overlays(directory, frames, masks, maps, count, fps, scale=3):
 
 # ---- action recognition ----
 
+def action_config(config, fraction, init_sync=''):
+  """configs/action.py on `fraction` of `config.data`'s train labels, its sync network
+  from the export INIT_SYNC ('': from scratch)."""
+  return runs.run_config(config, 'action', config.data, {
+      'action.init_sync': init_sync, 'data.label_fraction': fraction})
+
+
 def action_test(config):
   """(The test batches of every action run, left out): one random window of each clip
   of `config.data` long enough for it."""
@@ -230,11 +240,10 @@ def action_rows(config, workdir, sync_export, test):
   scratch, per label fraction."""
   rows = []
   for fraction in config.label_fractions:
-    subset = runs.run_config(config, 'action', config.data, {'data.label_fraction': fraction})
+    subset = action_config(config, fraction)
     num_train = len(pipeline.train_source(subset.data, subset.seed))  # What each run trains on.
     for name, init in (('sync', sync_export), ('scratch', '')):
-      method = runs.run_config(config, 'action', config.data, {
-          'action.init_sync': init, 'data.label_fraction': fraction})
+      method = action_config(config, fraction, init)
       task, params = runs.train_run(method, os.path.join(workdir, 'action', f'{name}_{fraction:g}'))
       accuracy = runs.mean_metrics(task.evaluate, params, test)['accuracy']
       rows.append(runs.row(name, 'finetune', 'action', 'accuracy', accuracy, fraction,
@@ -259,17 +268,23 @@ def bss_rows(method, estimates, references):
   return [runs.row(method, mode, 'separation', k, np.mean(v)) for k, v in values.items()]
 
 
-def separation_rows(config, workdir, sync_export):
-  """(Rows of each separation method and of the mixture itself, left out); writes
-  example WAVs."""
+def separation_configs(config, sync_export=''):
+  """{name: configs/separation.py on `config.separation_data`} of each separation method,
+  `onoff_sync`'s sync network from the export SYNC_EXPORT ('': from scratch)."""
   methods = (('pit', {'separation.mode': 'pit'}),
              ('onoff', {'separation.mode': 'onoff'}),
              ('onoff_sync', {'separation.mode': 'onoff', 'separation.init_sync': sync_export}))
+  return {name: runs.run_config(config, 'separation', config.separation_data, overrides)
+          for name, overrides in methods}
+
+
+def separation_rows(config, workdir, sync_export):
+  """(Rows of each separation method and of the mixture itself, left out); writes
+  example WAVs."""
   wav_dir = os.path.join(workdir, 'separation')
   os.makedirs(wav_dir, exist_ok=True)
   rows, left_out = [], None
-  for name, overrides in methods:
-    method = runs.run_config(config, 'separation', config.separation_data, overrides)
+  for name, method in separation_configs(config, sync_export).items():
     task, params = runs.train_run(method, os.path.join(workdir, 'separation', name))
     examples, left_out = scored_examples(method, task, method.separation.window_frames,
                                          audible=True)
@@ -318,17 +333,33 @@ def _notes(config, sync_method, left_out):
   return '. '.join(notes) + '.'
 
 
+def check_data(config):
+  """ValueError, before any training, unless each dataset has the test split the suite
+  scores and each training run's dataset what it reads (`checks`; a run from the sync
+  export reads what the same run from scratch does); prepares the datasets."""
+  check_methods(config)
+  scored = runs.run_config(config, 'sync', config.data).data
+  checks.check_splits(scored, ('test',), 'the sync pretext and localisation scores')
+  checks.check_run(runs.run_config(config, 'sync', config.pretrain_data), 'pretraining sync')
+  if 'action' in config.methods:
+    for fraction in config.label_fractions:
+      checks.check_run(action_config(config, fraction), f'action on {fraction:g} of the labels',
+                       ('test',))
+  if 'separation' in config.methods:
+    for name, method in separation_configs(config).items():
+      checks.check_run(method, f'separation {name}', ('test',))
+
+
 def run(config, workdir):
   """Runs the suite; writes WORKDIR/results.{json,md}, plots and examples; returns the rows."""
-  check_methods(config)
+  check_data(config)
   sync_method = runs.run_config(config, 'sync', config.pretrain_data)
   data_method = runs.run_config(config, 'sync', config.data)  # Its test split is scored.
-  pipeline.prepared_builder(data_method.data)  # A missing copy stops before the pretraining.
   os.makedirs(workdir, exist_ok=True)
   sync_dir = os.path.join(workdir, 'pretrain', 'sync')
   task, params = runs.train_run(sync_method, sync_dir)
   sync_export = os.path.join(workdir, 'encoders', 'sync')
-  checkpoint.export_encoders(sync_dir, sync_export)
+  export.export_encoders(sync_dir, sync_export)
   left_out = {}
   rows, left_out['pretext'] = pretext_rows(config, data_method, task, params)
   write = lambda: results.write(workdir, rows, reference=dict(snr_db=None, label_fraction=1.0),

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from avjax.data import ops
 from avjax.models import layers
+from avjax.models import recurrent
 
 
 class AudioEncoder(nn.Module):
@@ -53,13 +54,8 @@ class AudioEncoder(nn.Module):
     std = x.std(axis=(1, 2), keepdims=True)
     h = ((x - mean) / (std + 1e-5)).reshape(b * t, w, 1)
     frames = layers.remat(_conv_stack, self.remat)(self, h).reshape(b, t, -1)
-    rnn = lambda name: nn.RNN(
-        nn.GRUCell(self.gru_features, dtype=self.dtype), name=name)
-    if self.bidirectional:
-      features = nn.Bidirectional(rnn('gru_fwd'), rnn('gru_bwd'), name='gru')(frames)
-    else:
-      features = rnn('gru')(frames)
-    features = features.astype(frames.dtype)
+    features = recurrent.gru(frames, self.gru_features, self.bidirectional,
+                             dtype=self.dtype).astype(frames.dtype)
     return features, {'frames': frames, 'features': features}
 
 

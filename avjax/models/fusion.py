@@ -71,8 +71,7 @@ class ResBlock(nn.Module):
   def __call__(self, x):
     ndim = len(self.kernel)
     strides = (self.strides,) * ndim if isinstance(self.strides, int) else tuple(self.strides)
-    conv = functools.partial(nn.Conv, self.features, padding='SAME', use_bias=False,
-                             dtype=self.dtype)
+    conv = functools.partial(layers.Conv, self.features, use_bias=False, dtype=self.dtype)
     y = conv(tuple(self.kernel), strides=strides, name='conv1')(x)
     y = NormReLU(dtype=self.dtype, name='norm1')(y)
     y = conv(tuple(self.kernel), name='conv2')(y)
@@ -98,10 +97,10 @@ class AudioStream(nn.Module):
   @nn.compact
   def __call__(self, waveform):
     x = compress(waveform.astype(jnp.float32))[..., None]
-    x = nn.Conv(self.features[0], (self.kernels[0],), strides=(self.strides[0],),
-                padding='SAME', use_bias=False, dtype=self.dtype, name='conv1')(x)
+    x = layers.Conv(self.features[0], (self.kernels[0],), strides=(self.strides[0],),
+                    use_bias=False, dtype=self.dtype, name='conv1')(x)
     x = NormReLU(dtype=self.dtype, name='norm1')(x)
-    x = nn.max_pool(x, (self.pool,), (self.pool,), padding='SAME')
+    x = layers.max_pool(x, (self.pool,), (self.pool,))
     block = layers.remat(ResBlock, self.remat)
     stages = zip(self.features[1:], self.kernels[1:], self.strides[1:])
     for i, (f, k, s) in enumerate(stages, start=2):
@@ -127,8 +126,8 @@ class Fusion(nn.Module):
   @nn.compact
   def __call__(self, video, audio):
     b, t, h, w, _ = video.shape
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
-    a = conv(self.audio_features, (3,), padding='SAME', name='audio_conv')(
+    conv = functools.partial(layers.Conv, use_bias=False, dtype=self.dtype)
+    a = conv(self.audio_features, (3,), name='audio_conv')(
         adaptive_max_pool(audio, t))
     a = NormReLU(dtype=self.dtype, name='audio_norm')(a)
     tiled = jnp.broadcast_to(a[:, :, None, None], (b, t, h, w, a.shape[-1]))
@@ -208,10 +207,10 @@ class SyncNet(nn.Module):
 
 def _video_stem(net, video):
   """SyncNet's conv1 -> norm -> ReLU, and that max-pooled if `video_pool`: (conv1, pooled)."""
-  x = nn.Conv(net.video_features[0], tuple(net.video_kernel),
-              strides=(net.video_time_strides[0], 2, 2), padding='SAME', use_bias=False,
-              dtype=net.dtype, name='conv1')(video)
+  x = layers.Conv(net.video_features[0], tuple(net.video_kernel),
+                  strides=(net.video_time_strides[0], 2, 2), use_bias=False, dtype=net.dtype,
+                  name='conv1')(video)
   conv1 = NormReLU(dtype=net.dtype, name='conv1_norm')(x)
   if not net.video_pool:
     return conv1, conv1
-  return conv1, nn.max_pool(conv1, (1, 3, 3), (1, 2, 2), padding='SAME')
+  return conv1, layers.max_pool(conv1, (1, 3, 3), (1, 2, 2))

@@ -5,6 +5,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from avjax.models import recurrent
+
 
 class BGRUHead(nn.Module):
   """A bidirectional GRU over per-frame features [B, L, D], then a linear read-out.
@@ -21,8 +23,7 @@ class BGRUHead(nn.Module):
 
   @nn.compact
   def __call__(self, x, lengths):
-    rnn = lambda name: nn.RNN(nn.GRUCell(self.hidden, dtype=self.dtype), name=name)
-    h = nn.Bidirectional(rnn('gru_fwd'), rnn('gru_bwd'), name='gru')(x, seq_lengths=lengths)
+    h = recurrent.gru(x, self.hidden, lengths=lengths, dtype=self.dtype)
     if not self.per_frame:
       mask = (jnp.arange(x.shape[1]) < lengths[:, None]).astype(h.dtype)[..., None]
       h = (h * mask).sum(1) / jnp.maximum(mask.sum(1), 1.0)

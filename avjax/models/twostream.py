@@ -71,21 +71,21 @@ class AudioTrunk(nn.Module):
     stage = _stage(self.remat)
     x = mel.astype(jnp.float32)[..., None]  # [B, T_mel, F, 1]: time, frequency, channels.
     x = stage(self, x, 1, f1, (7, 5), (1, 1), 'SAME')
-    x = nn.max_pool(x, (3, 1), (2, 1), padding='SAME')  # Time / 2.
+    x = layers.max_pool(x, (3, 1), (2, 1))  # Time / 2.
     x = stage(self, x, 2, f2, (5, 5), (1, 2), 'SAME')  # Frequency / 2.
-    x = nn.max_pool(x, (3, 3), (1, 2), padding='SAME')  # Frequency / 2.
+    x = layers.max_pool(x, (3, 3), (1, 2))  # Frequency / 2.
     x = stage(self, x, 3, f3, (3, 3), (1, 1), 'SAME')
     x = stage(self, x, 4, f4, (3, 3), (1, 1), 'SAME')
     x = stage(self, x, 5, f5, (3, 3), (1, 1), 'SAME')
-    x = nn.max_pool(x, (3, 3), (2, 2), padding='SAME')  # Time / 2, frequency / 2.
+    x = layers.max_pool(x, (3, 3), (2, 2))  # Time / 2, frequency / 2.
     # Over every remaining frequency bin (the trainer's 4 x 1 kernel): frequency -> 1.
     return stage(self, x, 6, f6, (1, x.shape[2]), (1, 1), 'VALID')[:, :, 0]
 
 
 def _conv_norm(trunk, x, index, features, kernel, strides, padding):
   """A trunk's `conv{index}` (no bias) -> `norm{index}` (GroupNorm, ReLU)."""
-  x = nn.Conv(features, kernel, strides=strides, padding=padding, use_bias=False,
-              dtype=trunk.dtype, name=f'conv{index}')(x)
+  x = layers.Conv(features, kernel, strides=strides, padding=padding, use_bias=False,
+                  dtype=trunk.dtype, name=f'conv{index}')(x)
   return fusion.NormReLU(dtype=trunk.dtype, name=f'norm{index}')(x)
 
 
@@ -152,7 +152,7 @@ class FaceTrunk(nn.Module):
 
 def _pool(enabled, x):
   """The face trunk's 3 x 3 / 2 max-pool of frames [N, H, W, C], if `enabled`."""
-  return nn.max_pool(x, (3, 3), (2, 2), padding='SAME') if enabled else x
+  return layers.max_pool(x, (3, 3), (2, 2)) if enabled else x
 
 
 def _face_stem(trunk, video):

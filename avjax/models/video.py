@@ -63,7 +63,7 @@ class FrameDecoder(nn.Module):
   def __call__(self, bottleneck, skips, cond):
     if len(self.features) != len(skips):
       raise ValueError(f'{len(self.features)} decoder widths for {len(skips)} skips')
-    conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding='SAME', dtype=self.dtype)
+    conv = functools.partial(layers.Conv, kernel_size=(3, 3), dtype=self.dtype)
     b, t, _ = cond.shape
     _, h, w, _ = bottleneck.shape
     f = self.features[0]
@@ -83,7 +83,7 @@ def _decoder_level(decoder, x, skip, cond, index, features, last):
   Sub-pixel upsampling plus a conv of the skip; then norm and FiLM, except on
   the last level, whose convs start at zero.
   """
-  conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding='SAME', dtype=decoder.dtype)
+  conv = functools.partial(layers.Conv, kernel_size=(3, 3), dtype=decoder.dtype)
   init = {'kernel_init': nn.initializers.zeros} if last else {}
   x = layers.depth_to_space(conv(4 * features, name=f'up{index}', **init)(x))
   x = x + conv(features, name=f'skip{index}', **init)(skip)[:, None]

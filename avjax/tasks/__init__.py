@@ -1,4 +1,5 @@
-"""Training objectives. One module per task; `TASKS` maps config names to them.
+"""Training objectives. One module per task; `TASKS` maps config names to them
+(classification.py: the softmax metrics that action and speaker share).
 
 A task is an object built from the whole config, `Task(config)`, with:
 
@@ -6,7 +7,12 @@ A task is an object built from the whole config, `Task(config)`, with:
   collections), created from one preprocessed batch.
 * `preprocess(example, rng) -> features`: numpy, runs in Grain workers on one
   decoded example (a dict of numpy arrays) with a `np.random.Generator`; features
-  may nest (multitask returns {task name: that task's features}).
+  may nest (multitask returns {task name: that task's features}). They are
+  compact, what crosses to the device: uint8 frames, int16 audio, small ints
+  for every random choice (tasks/expand.py).
+* `expand(batch) -> batch`: pure jnp, jit-able, draws nothing: a batch of
+  compact features -> the float batch the model reads. `init`, `loss`,
+  `evaluate` and `visualize` take compact batches and expand them first.
 * `loss(params, batch, rng) -> (loss, metrics)`: pure and jit-able; `metrics`
   is a dict of scalars averaged over the batch.
 * `evaluate(params, batch) -> metrics`: pure and jit-able, deterministic, on a
@@ -14,8 +20,9 @@ A task is an object built from the whole config, `Task(config)`, with:
 * `visualize(params, batch) -> np.ndarray | None`: host-side, a uint8 RGB
   image [H, W, 3] summarising a validation batch (or None).
 * `encoders() -> dict[name, (flax module, input feature key)]`: the encoders
-  that `avjax.export` writes, e.g. {"audio_encoder": (module, "audio")}; a
-  tuple of keys for a module called with several inputs, in that order.
+  that `avjax.export` writes, e.g. {"audio_encoder": (module, "audio")}, the
+  key naming the input in an expanded batch; a tuple of keys for a module
+  called with several inputs, in that order.
 """
 
 from avjax.tasks import action

@@ -3,9 +3,11 @@
 Each example is a window of `window_frames` video frames at a uniformly drawn
 start and the audio under them (aligned, one track), with the clip's `action`
 label (an index into `avjax.data.synth.scenes.ACTIONS`: the sounding object's
-type). The video is shown as the sync task shows it (`sync.video_input`: every
+type). The video is shown as the sync task shows it (`sync.shown_frames`: every
 `frame_stride`-th frame, averaged down by `frame_downsample`), randomly
-flipped left-right if `flip`.
+flipped left-right if `flip`. `preprocess` returns them compact (uint8 frames,
+int16 audio, the flip drawn) and `expand` makes the network's float inputs on
+the device, as sync's.
 
 Model: Owens & Efros's early-fusion `SyncNet` (`config.model.sync`); its
 conv5 map of (video, audio), averaged over [T', H', W'], goes through one
@@ -22,25 +24,17 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from avjax.data import ops
 from avjax.data import pipeline
 from avjax.models import fusion
-from avjax.tasks import separation
+from avjax.tasks import classification
 from avjax.tasks import sync
 
 
 def pooled(aux):
   """The sync network's conv5 map [B, T', H', W', C] -> its mean over [T', H', W'], [B, C]."""
   return aux['conv5'].mean(axis=(1, 2, 3))
-
-
-def class_metrics(logits, labels):
-  """(mean softmax cross-entropy, {'loss', 'accuracy'}) of logits [B, C], int labels [B]."""
-  logits = logits.astype(jnp.float32)
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-  return loss, {'loss': loss, 'accuracy': (logits.argmax(-1) == labels).mean()}
 
 
 class Action:
@@ -50,6 +44,8 @@ class Action:
   for evaluation suites.
   """
 
+  features = ('video', 'audio', 'action')  # The example features `preprocess` reads.
+
   def __init__(self, config):
     self.config = config.action
     dtype = jnp.dtype(config.dtype)
@@ -58,7 +54,7 @@ class Action:
     self.head = nn.Dense(self.config.num_classes
                          or len(pipeline.class_names(config.data, 'action')), dtype=dtype)
     # Read once, on the host: `init` runs traced (under jit and eval_shape).
-    self.pretrained_sync = (separation.load_sync_params(self.config.init_sync)
+    self.pretrained_sync = (sync.load_sync_params(self.config.init_sync)
                             if self.config.init_sync else None)
 
   def preprocess(self, example, rng):
@@ -67,10 +63,17 @@ class Action:
     room = min(len(video), len(audio) // ops.SAMPLES_PER_FRAME) - frames
     start = int(rng.integers(0, max(room, 0) + 1))
     samples, clip = ops.time_crop(audio, video, start, frames)  # Raises if the clip is short.
-    clip = sync.video_input(clip, self.config.frame_stride, self.config.frame_downsample)
-    if self.config.flip and rng.random() < 0.5:
-      clip = clip[:, :, ::-1]
-    return {'video': clip, 'audio': ops.to_float(samples), 'label': np.int32(example['action'])}
+    return {'video': sync.shown_frames(clip, self.config.frame_stride,
+                                       self.config.frame_downsample),
+            'audio': np.asarray(samples, np.int16),
+            'flip': np.bool_(self.config.flip and rng.random() < 0.5),
+            'label': np.int32(example['action'])}
+
+  def expand(self, batch):
+    """A batch of `preprocess` -> {'video' float32 in [-1, 1], flipped where drawn;
+    'audio' float32; 'label'}; jnp, jit-able."""
+    video, audio = sync.expand_clip(batch)
+    return {'video': video, 'audio': audio, 'label': batch['label']}
 
   def _init_sync(self, rng, video, audio):
     """(random sync_net params, the pooled features they give)."""
@@ -78,28 +81,30 @@ class Action:
     return variables['params'], pooled(aux)
 
   def init(self, rng, batch):
+    batch = self.expand(batch)
     sync_rng, head_rng = jax.random.split(rng)
     args = (sync_rng, batch['video'], batch['audio'])
     shapes, features = jax.eval_shape(self._init_sync, *args)
     if self.pretrained_sync is None:
       sync_params = self._init_sync(*args)[0]
     else:  # Compiles no random sync_net.
-      sync_params = separation.pretrained_like(self.pretrained_sync, shapes, self.config.init_sync)
+      sync_params = sync.pretrained_like(self.pretrained_sync, shapes, self.config.init_sync)
     head = self.head.init({'params': head_rng}, jnp.zeros(features.shape, features.dtype))
     return {'sync_net': sync_params, 'head': head['params']}
 
   def predict(self, params, batch):
     """Logits [B, num_classes], float32, of a preprocessed batch; jit-able."""
+    batch = self.expand(batch)
     _, aux = self.net.apply({'params': params['sync_net']}, batch['video'], batch['audio'])
     logits = self.head.apply({'params': params['head']}, pooled(aux))
     return logits.astype(jnp.float32)
 
   def loss(self, params, batch, rng):
     del rng  # Deterministic given the batch.
-    return class_metrics(self.predict(params, batch), batch['label'])
+    return classification.class_metrics(self.predict(params, batch), batch['label'])
 
   def evaluate(self, params, batch):
-    return class_metrics(self.predict(params, batch), batch['label'])[1]
+    return classification.class_metrics(self.predict(params, batch), batch['label'])[1]
 
   def visualize(self, params, batch):
     del params, batch

@@ -10,15 +10,19 @@ loss is sigmoid cross-entropy.
 `evaluate` scores every validation clip both as it comes and reversed (the
 windows flipped in time and in frame order), so its accuracy is over a
 balanced set and does not depend on which clips were drawn reversed.
+
+Batches travel compact (`avjax.tasks.expand`): `preprocess` gives the int16
+samples that the crop's windows read, in the clip's order, and the label;
+`expand` reverses the labelled ones and cuts the float windows on the device.
 """
 
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from avjax.data import ops
 from avjax.models import audio as audio_models
 from avjax.models import pretext
+from avjax.tasks import expand
 
 
 def reverse_windows(windows):
@@ -45,27 +49,38 @@ class ArrowOfTime:
                                      dtype=self.dtype, remat=config.get('remat', False))
 
   def init(self, rng, batch):
-    return self.model.init({'params': rng}, batch['audio'])['params']
+    return self.model.init({'params': rng}, self.expand(batch)['audio'])['params']
 
   def preprocess(self, example, rng):
-    waveform = ops.to_float(example['audio'])
+    encoder, num_frames = self.audio_encoder, self.config.num_frames
     backwards = rng.random() < 0.5
-    if backwards:
-      waveform = ops.reverse(waveform)
-    # Windows of the whole clip, so a cropped frame's context is real audio.
-    windows = self.audio_encoder.windows(waveform)
-    start = rng.integers(0, len(windows) - self.config.num_frames + 1)
-    return {'audio': windows[start:start + self.config.num_frames],
+    clip_frames = len(example['audio']) // encoder.samples_per_frame
+    start = rng.integers(0, clip_frames - num_frames + 1)
+    # The reversed clip's frames [start, start + T) are the clip's frames mirrored; their
+    # windows read context beyond the crop: real audio, as in the clip.
+    first = clip_frames - num_frames - start if backwards else start
+    return {'audio': expand.frame_span(example['audio'], first, num_frames,
+                                       encoder.samples_per_frame, encoder.context),
             'label': np.int32(backwards)}
+
+  def expand(self, batch):
+    """The compact batch of `preprocess` -> float32 audio windows [B, T, W] (those of the
+    reversed waveform where label is 1) and the label."""
+    encoder = self.audio_encoder
+    span = expand.flip_where(batch['label'], expand.to_float_audio(batch['audio']), -1)
+    return {'audio': expand.span_windows(span, encoder.samples_per_frame, encoder.context),
+            'label': batch['label']}
 
   def _logits(self, params, windows):
     return self.model.apply({'params': params}, windows)[0]
 
   def loss(self, params, batch, rng):
     del rng  # Deterministic.
+    batch = self.expand(batch)
     return binary_metrics(self._logits(params, batch['audio']), batch['label'])
 
   def evaluate(self, params, batch):
+    batch = self.expand(batch)
     windows = jnp.concatenate([batch['audio'], reverse_windows(batch['audio'])])
     labels = jnp.concatenate([batch['label'], 1 - batch['label']])
     return binary_metrics(self._logits(params, windows), labels)[1]

@@ -23,6 +23,11 @@ Each example is one talking-head clip, seen as:
 - the clip's `speaker` and `track` ids and the per-frame `viseme` of both
   windows (-1 where the data has none).
 
+Batches travel compact (`avjax.tasks.expand`): `preprocess` gives both windows'
+frames as uint8 (averaged down on the host, rounded), and `expand` makes them
+float on the device; the log-mel, normalised over the whole utterance, is
+float32 from the host.
+
 Losses (weights in `config.disentangle`):
 - **content** (multi-way matching, Chung et al. 2019, "Perfect match"):
   within each clip, every video step's content embedding against every audio
@@ -76,7 +81,7 @@ from avjax.data import ops
 from avjax.data import pipeline
 from avjax.data.synth import heads
 from avjax.models import twostream
-from avjax.tasks import sync
+from avjax.tasks import expand
 
 NUM_MELS = 40
 MELS_PER_FRAME = 4  # 10 ms hop at 25 fps.
@@ -102,6 +107,11 @@ def log_mel_features(audio):
   audio = ops.to_float(audio) if audio.dtype == np.int16 else audio.astype(np.float32)
   return instance_normalise(ops.log_mel(audio, num_mels=NUM_MELS, window_ms=25.0, hop_ms=10.0,
                                         n_fft=512))
+
+
+def downsample(frames, factor):
+  """uint8 frames [T, H, W, 3] averaged down by `factor` (`ops.downsample_frames`)."""
+  return ops.downsample_frames(frames, factor) if factor > 1 else frames
 
 
 def draw_windows(num_frames, window_frames, identity_frames, rng):
@@ -202,6 +212,7 @@ class Disentangle:
     self.classifiers = twostream.FactorClassifiers(self.num_visemes, self.num_tracks, dtype)
 
   def init(self, rng, batch):
+    batch = self.expand(batch)
     keys = jax.random.split(rng, 5)
     vector = jnp.zeros((1, 1, self.embedding), jnp.float32)  # One step of one clip.
     return {
@@ -223,8 +234,8 @@ class Disentangle:
     viseme = np.asarray(example.get('viseme', np.full(len(video), -1)), np.int32)
     return {
         'mel': mel[MELS_PER_FRAME * start:MELS_PER_FRAME * (start + cfg.window_frames)],
-        'video': sync.video_input(video[window], 1, cfg.frame_downsample),
-        'face': sync.video_input(video[face_window], 1, cfg.frame_downsample),
+        'video': downsample(video[window], cfg.frame_downsample),
+        'face': downsample(video[face_window], cfg.frame_downsample),
         'viseme': viseme[window],
         'face_viseme': viseme[face_window],
         'speaker': np.int32(example.get('speaker', -1)),
@@ -233,9 +244,15 @@ class Disentangle:
         'face_start': np.int32(face_start),
     }
 
+  def expand(self, batch):
+    """The compact batch of `preprocess` -> its `video` and `face` as float32 in [-1, 1]."""
+    return dict(batch, video=expand.to_float_image(batch['video']),
+                face=expand.to_float_image(batch['face']))
+
   def embed(self, params, batch):
-    """Per-step embeddings, float32: audio_{content,identity} [B, T, D] of `mel`,
-    video_content [B, T, D] of `video`, face_identity [B, K, D] of `face`."""
+    """Per-step embeddings, float32, of an `expand`ed batch: audio_{content,identity}
+    [B, T, D] of `mel`, video_content [B, T, D] of `video`, face_identity [B, K, D] of
+    `face`."""
     audio_identity, audio = self.audio.apply({'params': params['speaker_encoder']}, batch['mel'])
     _, video = self.face.apply({'params': params['face_encoder']}, batch['video'])
     face_identity, _ = self.face.apply({'params': params['face_encoder']}, batch['face'])
@@ -282,6 +299,7 @@ class Disentangle:
 
   def _metrics(self, params, batch):
     cfg = self.config
+    batch = self.expand(batch)
     embeddings = self.embed(params, batch)
     content_logits, identity_logits = self.logits(params, embeddings)
     content_loss, content_accuracy = content_metrics(content_logits)

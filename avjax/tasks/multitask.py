@@ -8,9 +8,10 @@ every loss trains, while the heads (`frame_decoder`, `aot_head`, ...) stay
 apart. Each task is applied to the merged parameters (linen's `apply` ignores
 top-level modules its model does not have).
 
-A batch is a dict {task name: that task's features}, each preprocessed from
-the same example with its own random generator. Metrics are prefixed with the
-task's name; the loss is sum(weight * task loss).
+A batch is a dict {task name: that task's compact features}, each preprocessed
+from the same example with its own random generator and expanded by its own
+task (`expand`: every task's). Metrics are prefixed with the task's name; the
+loss is sum(weight * task loss).
 """
 
 import jax
@@ -64,6 +65,10 @@ class Multitask:
   def preprocess(self, example, rng):
     rngs = dict(zip(self.tasks, rng.spawn(len(self.tasks))))
     return {name: task.preprocess(example, rngs[name]) for name, task in self.tasks.items()}
+
+  def expand(self, batch):
+    """{task name: that task's `expand` of its compact features}."""
+    return {name: task.expand(batch[name]) for name, task in self.tasks.items()}
 
   def loss(self, params, batch, rng):
     keys, total, metrics = self._keys(rng), 0.0, {}

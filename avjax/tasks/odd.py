@@ -13,6 +13,10 @@ The shuffle is done on the whole clip's waveform, so the windows of the
 frames next to the odd segment see its shuffled audio in their context, as
 they would in a real recording. Validation examples are drawn with the
 pipeline's fixed seed, so `evaluate` is deterministic as it is.
+
+Batches travel compact (`avjax.tasks.expand`): `preprocess` gives the int16
+samples that the crop's windows read, the odd segment shuffled, and the label;
+`expand` cuts the float windows on the device.
 """
 
 import jax.numpy as jnp
@@ -22,6 +26,7 @@ import optax
 from avjax.data import ops
 from avjax.models import audio as audio_models
 from avjax.models import pretext
+from avjax.tasks import expand
 
 
 def categorical_metrics(scores, labels):
@@ -50,29 +55,38 @@ class OddOneOut:
                        f'segments of at least two odd.chunk_samples={chunk} chunks each')
 
   def init(self, rng, batch):
-    return self.model.init({'params': rng}, batch['audio'])['params']
+    return self.model.init({'params': rng}, self.expand(batch)['audio'])['params']
 
   def preprocess(self, example, rng):
-    waveform = ops.to_float(example['audio'])
     num_frames, spf = self.config.num_frames, self.audio_encoder.samples_per_frame
-    start = rng.integers(0, len(waveform) // spf - num_frames + 1)
+    context = self.audio_encoder.context
+    start = rng.integers(0, len(example['audio']) // spf - num_frames + 1)
     odd = rng.integers(0, self.config.num_segments)
-    begin = start * spf + odd * self.segment_samples
-    odd_segment = slice(begin, begin + self.segment_samples)
+    # The crop's windows read context beyond it: real audio, as in the clip.
+    span = expand.frame_span(example['audio'], start, num_frames, spf, context)
+    odd_segment = slice(context + odd * self.segment_samples,
+                        context + (odd + 1) * self.segment_samples)
     num_chunks = self.segment_samples // self.config.chunk_samples
-    waveform[odd_segment], _ = ops.shuffle_segments(waveform[odd_segment], num_chunks, rng)
-    # Windows of the whole clip, so a cropped frame's context is real audio.
-    windows = self.audio_encoder.windows(waveform)
-    return {'audio': windows[start:start + num_frames], 'label': np.int32(odd)}
+    span[odd_segment], _ = ops.shuffle_segments(span[odd_segment], num_chunks, rng)
+    return {'audio': span, 'label': np.int32(odd)}
+
+  def expand(self, batch):
+    """The compact batch of `preprocess` -> float32 audio windows [B, T, W] and the label."""
+    encoder = self.audio_encoder
+    return {'audio': expand.span_windows(expand.to_float_audio(batch['audio']),
+                                         encoder.samples_per_frame, encoder.context),
+            'label': batch['label']}
 
   def _scores(self, params, windows):
     return self.model.apply({'params': params}, windows)[0]
 
   def loss(self, params, batch, rng):
     del rng  # Deterministic.
+    batch = self.expand(batch)
     return categorical_metrics(self._scores(params, batch['audio']), batch['label'])
 
   def evaluate(self, params, batch):
+    batch = self.expand(batch)
     return categorical_metrics(self._scores(params, batch['audio']), batch['label'])[1]
 
   def visualize(self, params, batch):

@@ -3,7 +3,9 @@
 Each example is a window of a talking-head clip: `window_frames` video frames
 (every `frame_stride`-th one kept and averaged down by `frame_downsample`, as
 the sync network was trained)
-and the audio under them, RMS-normalised. Mixtures are made on the device
+and the audio under them, RMS-normalised. `preprocess` returns them compact
+(uint8 frames, int16 samples); `expand`, inside the jitted step, makes the
+float frames and normalises the audio's RMS. Mixtures are made on the device
 (`mix`): clip i's off-screen talker is clip i - 1 of the batch, so every
 mixture is the sum of two RMS-normalised clips, as in Owens's `mix_sounds`.
 
@@ -33,10 +35,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from avjax import checkpoint
 from avjax.data import ops
 from avjax.models import fusion
 from avjax.models import unet as unet_models
+from avjax.tasks import expand
 from avjax.tasks import sync
 
 MODES = ('onoff', 'pit')
@@ -156,8 +158,9 @@ def si_sdr(estimate, reference):
 
 
 def normalise_rms(audio, target):
-  """Float audio scaled to RMS `target` (float32)."""
-  return (audio * (target / max(ops.rms(audio), 1e-8))).astype(np.float32)
+  """Float audio [..., S] scaled to RMS `target` along its last axis; jnp."""
+  rms = jnp.sqrt(jnp.mean(jnp.square(audio), axis=-1, keepdims=True))
+  return audio * (target / jnp.maximum(rms, 1e-8))
 
 
 def window_samples(window_frames, hop_length, time_factor,
@@ -171,22 +174,6 @@ def window_samples(window_frames, hop_length, time_factor,
   return frames * hop_length
 
 
-def load_sync_params(directory):
-  """The `sync_net` parameters `python -m avjax.export` wrote to DIRECTORY, as numpy."""
-  return jax.device_get(checkpoint.load_encoder(directory, 'sync_net')[1])
-
-
-def pretrained_like(pretrained, initial, directory):
-  """`pretrained` as jnp arrays if its names and shapes are those of `initial`, else ValueError."""
-  diff = checkpoint.shape_differences(pretrained, initial)
-  if diff:
-    raise ValueError(
-        f'init_sync={directory!r}: its sync_net differs from the one config.model.sync '
-        f'builds; first differences (name, shape): {diff}. config.model.sync must be the '
-        'model block of the sync run that was exported.')
-  return jax.tree.map(jnp.asarray, pretrained)
-
-
 class Separation:
   """The separation task; see `avjax.tasks` for the contract.
 
@@ -194,6 +181,9 @@ class Separation:
   [B, 2, S], mixture [B, S])` gives waveforms (on-screen first; for 'pit' the
   heads in their better order) for BSS Eval and listening.
   """
+
+  # The example features `preprocess` reads ('pit' reads the video's length only).
+  features = ('video', 'audio')
 
   def __init__(self, config):
     self.config = config.separation
@@ -216,20 +206,28 @@ class Separation:
     if self.config.init_sync and not self.onoff:
       raise ValueError("separation.init_sync is set but mode 'pit' has no sync network")
     # Read once, on the host: `init` runs traced (under jit and eval_shape).
-    self.pretrained_sync = (load_sync_params(self.config.init_sync)
+    self.pretrained_sync = (sync.load_sync_params(self.config.init_sync)
                             if self.config.init_sync else None)
 
   def preprocess(self, example, rng):
+    """A compact example: 'audio' int16 [S]; 'onoff' also 'video', the frames shown, uint8."""
     video, audio = example['video'], example['audio']
     frames = self.config.window_frames
     start = int(rng.integers(0, max(len(video) - frames, 0) + 1))
     samples, clip = ops.time_crop(audio, video, start, frames)  # Raises if the clip is short.
-    features = {'audio': normalise_rms(ops.to_float(samples[:self.num_samples]),
-                                       self.config.rms)}
+    features = {'audio': np.asarray(samples[:self.num_samples], np.int16)}
     if self.onoff:
-      features['video'] = sync.video_input(clip, self.config.frame_stride,
-                                           self.config.frame_downsample)
+      features['video'] = sync.shown_frames(clip, self.config.frame_stride,
+                                            self.config.frame_downsample)
     return features
+
+  def expand(self, batch):
+    """A batch of `preprocess` -> {'audio' float32 at RMS `config.rms`; 'onoff': 'video'
+    float32 in [-1, 1]}; jnp, jit-able."""
+    out = {'audio': normalise_rms(expand.to_float_audio(batch['audio']), self.config.rms)}
+    if self.onoff:
+      out['video'] = expand.to_float_image(batch['video'])
+    return out
 
   def _features(self, audio):
     return to_features(stft(audio, **self.stft_sizes), self.db_range)
@@ -244,6 +242,7 @@ class Separation:
     return variables['params'], self._condition(aux)
 
   def init(self, rng, batch):
+    batch = self.expand(batch)
     unet_rng, sync_rng = jax.random.split(rng)
     _, mixture = mix(batch['audio'])
     params, cond = {}, ()
@@ -253,7 +252,8 @@ class Separation:
       if self.pretrained_sync is None:
         params['sync_net'] = self._init_sync(*args)[0]
       else:  # Compiles no random sync_net.
-        params['sync_net'] = pretrained_like(self.pretrained_sync, shapes, self.config.init_sync)
+        params['sync_net'] = sync.pretrained_like(self.pretrained_sync, shapes,
+                                                  self.config.init_sync)
       cond = [jnp.zeros(c.shape, c.dtype) for c in cond_shapes]  # The u-net needs their shapes.
     params['unet'] = self.unet.init({'params': unet_rng}, self._features(mixture), cond)['params']
     return params
@@ -268,7 +268,8 @@ class Separation:
     return out.astype(jnp.float32)
 
   def _heads_and_loss(self, params, batch):
-    """(per-example loss [B], heads in the targets' order, sources, mixture)."""
+    """(per-example loss [B], heads in the targets' order, sources, mixture) of an
+    expanded batch."""
     sources, mixture = mix(batch['audio'])
     pred = self._predict(params, batch, mixture)
     targets = self._features(sources)
@@ -279,7 +280,7 @@ class Separation:
     return loss, pred, sources, mixture
 
   def _separate(self, params, batch):
-    loss, pred, sources, mixture = self._heads_and_loss(params, batch)
+    loss, pred, sources, mixture = self._heads_and_loss(params, self.expand(batch))
     estimates = istft(from_features(pred, self.db_range), **self.stft_sizes)
     return loss, estimates, sources, mixture
 
@@ -289,7 +290,7 @@ class Separation:
 
   def loss(self, params, batch, rng):
     del rng  # Deterministic: the mixtures come from the batch's order.
-    loss = self._heads_and_loss(params, batch)[0].mean()
+    loss = self._heads_and_loss(params, self.expand(batch))[0].mean()
     return loss, {'loss': loss}
 
   def evaluate(self, params, batch):
@@ -304,6 +305,6 @@ class Separation:
 
   def encoders(self):
     # The u-net reads spectrogram features made inside the task, not a batch
-    # feature, so it does not fit `load_encoder`'s contract; a trained
+    # feature, so it does not fit `export.load_encoder`'s contract; a trained
     # separator is used through `separate` on `checkpoint.restore_params`.
     return {}

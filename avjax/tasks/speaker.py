@@ -26,7 +26,7 @@ from avjax import checkpoint
 from avjax.data import pipeline
 from avjax.data.synth import heads
 from avjax.models import twostream
-from avjax.tasks import action
+from avjax.tasks import classification
 from avjax.tasks import disentangle
 
 
@@ -46,7 +46,7 @@ def num_speakers_of(config):
 
 def load_pretrained(directory, initial):
   """The exported `speaker_encoder` in DIRECTORY, checked against `initial`'s shapes."""
-  pretrained = jax.device_get(checkpoint.load_encoder(directory, 'speaker_encoder')[1])
+  pretrained = checkpoint.load_exported_params(directory, 'speaker_encoder')
   diff = checkpoint.shape_differences(pretrained, initial)
   if diff:
     raise ValueError(f'init_from={directory!r}: its speaker_encoder differs from the one '
@@ -76,7 +76,13 @@ class Speaker:
         rng.integers(0, (len(mel) - size) // disentangle.MELS_PER_FRAME + 1))
     return {'mel': mel[start:start + size], 'label': np.int32(example['speaker'])}
 
+  def expand(self, batch):
+    """The batch as it comes: its log-mel, normalised over the whole utterance, is made
+    on the host (`avjax.tasks.expand`)."""
+    return batch
+
   def init(self, rng, batch):
+    batch = self.expand(batch)
     encoder_rng, head_rng = jax.random.split(rng)
     shapes = jax.eval_shape(self.encoder.init, encoder_rng, batch['mel'])['params']
     if self.config.init_from:  # Compiles no random encoder.
@@ -88,16 +94,17 @@ class Speaker:
 
   def predict(self, params, batch):
     """Logits [B, num_speakers], float32; jit-able."""
+    batch = self.expand(batch)
     identity, _ = self.encoder.apply({'params': params['speaker_encoder']}, batch['mel'])
     logits = self.head.apply({'params': params['head']}, identity.mean(axis=1))
     return logits.astype(jnp.float32)
 
   def loss(self, params, batch, rng):
     del rng  # Deterministic given the batch.
-    return action.class_metrics(self.predict(params, batch), batch['label'])
+    return classification.class_metrics(self.predict(params, batch), batch['label'])
 
   def evaluate(self, params, batch):
-    return action.class_metrics(self.predict(params, batch), batch['label'])[1]
+    return classification.class_metrics(self.predict(params, batch), batch['label'])[1]
 
   def visualize(self, params, batch):
     del params, batch

@@ -18,15 +18,21 @@ window of 0.4 of the clip as his 4.2 of 10 s. The shift is in samples (not
 whole frames): its magnitude is drawn uniformly in the bounds, its sign at
 random, then the aligned window's start frame uniformly among the starts
 where both windows fit.
+
+`preprocess` returns a compact example (the frames shown, uint8; both audio
+windows, int16; the shift; the flip drawn) and `expand`, inside the jitted
+step, turns a batch of them into the network's float inputs.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from avjax import checkpoint
 from avjax.data import ops
 from avjax.models import fusion
 from avjax.tasks import aot
+from avjax.tasks import expand
 
 
 def to_float_image(x):
@@ -34,13 +40,26 @@ def to_float_image(x):
   return x.astype(np.float32) / 127.5 - 1.0
 
 
-def video_input(frames, frame_stride, frame_downsample):
-  """uint8 frames [T, H, W, 3] -> what the network sees: every `frame_stride`-th
-  frame, averaged down by `frame_downsample`, as float32 in [-1, 1]."""
+def shown_frames(frames, frame_stride, frame_downsample):
+  """uint8 frames [T, H, W, 3] -> the frames the network sees, uint8: every
+  `frame_stride`-th frame, averaged down by `frame_downsample`."""
   frames = frames[::frame_stride]
   if frame_downsample > 1:
     frames = ops.downsample_frames(frames, frame_downsample)
-  return to_float_image(frames)
+  return frames
+
+
+def video_input(frames, frame_stride, frame_downsample):
+  """uint8 frames [T, H, W, 3] -> what the network sees: `shown_frames` as float32 in [-1, 1]."""
+  return to_float_image(shown_frames(frames, frame_stride, frame_downsample))
+
+
+def expand_clip(batch):
+  """The video and audio of a compact batch {'video' uint8 [B, T, H, W, 3], 'audio'
+  int16, 'flip' bool [B]} as the network sees them: float32, the video flipped
+  left-right where `flip`; jnp."""
+  video = expand.flip_where(batch['flip'], expand.to_float_image(batch['video']), axis=-2)
+  return video, expand.to_float_audio(batch['audio'])
 
 
 def min_clip_frames(window_frames, min_shift, samples_per_frame=ops.SAMPLES_PER_FRAME):
@@ -94,8 +113,27 @@ def cam_overlay(frames, heat, strength=0.6):
   return rows.reshape(n * h, 2 * w, 3)
 
 
+def load_sync_params(directory):
+  """The `sync_net` parameters `python -m avjax.export` wrote to DIRECTORY, as numpy: the
+  `init_sync` of the tasks that start from a trained sync network (separation, action)."""
+  return checkpoint.load_exported_params(directory, 'sync_net')
+
+
+def pretrained_like(pretrained, initial, directory):
+  """`pretrained` as jnp arrays if its names and shapes are those of `initial`, else ValueError."""
+  diff = checkpoint.shape_differences(pretrained, initial)
+  if diff:
+    raise ValueError(
+        f'init_sync={directory!r}: its sync_net differs from the one config.model.sync '
+        f'builds; first differences (name, shape): {diff}. config.model.sync must be the '
+        'model block of the sync run that was exported.')
+  return jax.tree.map(jnp.asarray, pretrained)
+
+
 class Sync:
   """The sync task; see `avjax.tasks` for the contract."""
+
+  features = ('video', 'audio')  # The example features `preprocess` reads.
 
   def __init__(self, config):
     self.config = config.sync
@@ -105,23 +143,31 @@ class Sync:
     self.apply_net = jax.jit(self.net.apply)
 
   def init(self, rng, batch):
+    batch = self.expand(batch)
     return {'sync_net': self.net.init({'params': rng}, batch['video'], batch['audio'])['params']}
 
   def preprocess(self, example, rng):
+    """A compact example: 'video' uint8 [T', H', W', 3] (the frames shown), 'audio'
+    int16 [2, S] (aligned, shifted), 'shift' int32 (samples), 'flip' bool."""
     video, audio = example['video'], example['audio']
     frames = self.config.window_frames
     start, shift = draw_windows(len(video), len(audio), frames, self.config.min_shift,
                                 self.config.max_shift, rng)
     aligned, clip = ops.time_crop(audio, video, start, frames)
     shifted, _ = ops.time_crop(audio, video, start, frames, audio_offset=shift)
-    clip = video_input(clip, self.config.frame_stride, self.config.frame_downsample)
-    if self.config.flip and rng.random() < 0.5:
-      clip = clip[:, :, ::-1]
-    return {'video': clip,
-            'audio': ops.to_float(np.stack([aligned, shifted])),
-            'shift': np.int32(shift)}
+    return {'video': shown_frames(clip, self.config.frame_stride, self.config.frame_downsample),
+            'audio': np.asarray(np.stack([aligned, shifted]), np.int16),
+            'shift': np.int32(shift),
+            'flip': np.bool_(self.config.flip and rng.random() < 0.5)}
+
+  def expand(self, batch):
+    """A batch of `preprocess` -> the network's: {'video' float32 in [-1, 1], flipped
+    where drawn; 'audio' float32 [B, 2, S]; 'shift'}; jnp, jit-able."""
+    video, audio = expand_clip(batch)
+    return {'video': video, 'audio': audio, 'shift': batch['shift']}
 
   def _logits(self, params, batch):
+    batch = self.expand(batch)
     return self.net.apply({'params': params['sync_net']}, batch['video'], batch['audio'])[0]
 
   def loss(self, params, batch, rng):
@@ -135,7 +181,8 @@ class Sync:
 
   def visualize(self, params, batch, max_clips=4):
     """Each clip's middle frame beside it tinted by |CAM| (aligned audio, time-averaged)."""
-    video, audio = np.asarray(batch['video'][:max_clips]), np.asarray(batch['audio'][:max_clips])
+    batch = self.expand(jax.tree.map(lambda x: x[:max_clips], batch))
+    video, audio = np.asarray(batch['video']), np.asarray(batch['audio'])
     _, aux = self.apply_net({'params': params['sync_net']}, video, audio[:, 0])
     frames = np.round((video[:, video.shape[1] // 2] + 1) * 127.5).astype(np.uint8)
     return cam_overlay(frames, np.abs(np.asarray(aux['cam'])).mean(axis=1))

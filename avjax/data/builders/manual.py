@@ -34,6 +34,7 @@ from absl import logging
 
 from avjax.data import media
 from avjax.data import ops
+from avjax.data.builders import base
 
 REPORT = 'report.json'
 
@@ -90,7 +91,7 @@ class ManualDownloadError(FileNotFoundError):
   """The manual download is missing or incomplete: says what to put where."""
 
 
-class ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class ManualBuilder(base.Builder, skip_registration=True):
   """A dataset read from `manual_dir` in its published layout.
 
   Subclasses set `LAYOUT` (what the manual dir must hold, one line per path,
