@@ -71,6 +71,20 @@ def test_a_batch_of_unlike_elements_names_the_output():
     pipeline.batch(ds, 4)[0]
 
 
+def test_a_worker_makes_batches_in_shared_memory_and_frees_a_failed_one(monkeypatch):
+  monkeypatch.setattr(pipeline, '_BATCHES_IN_SHARED_MEMORY', True)  # As `_init_worker` sets.
+  made = pipeline.batch(_examples(4), 4)[0]
+  for array in (made['video'], made['shift'], made['meta']['flip']):
+    assert isinstance(array, pipeline.SharedMemoryArray)
+    array.unlink_on_del()  # Grain's main process does this.
+  shm = pathlib.Path('/dev/shm')
+  before = set(shm.iterdir())
+  failing = _examples(4).map(lambda e: e if e['shift'] < 2 else None)
+  with pytest.raises(ValueError):
+    pipeline.batch(failing, 4)[0]
+  assert not {p for p in set(shm.iterdir()) - before if p.name.startswith('psm_')}
+
+
 def test_in_process_and_worker_options_hold_a_bounded_number_of_batches():
   read, workers = pipeline.pipeline_options(0, 3)
   assert (read.num_threads, read.prefetch_buffer_size, workers) == (1, 3, None)

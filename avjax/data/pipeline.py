@@ -293,10 +293,16 @@ class _Batch(grain.MapDataset):
     paths = [jax.tree_util.keystr(path) for path, _ in paths_and_leaves]
     rows = [_batch_array((self._batch_size, *np.shape(x)), np.asarray(x).dtype)
             for _, x in paths_and_leaves]
-    for i in range(self._batch_size):
-      element = first if i == 0 else self._parent[start + i]
-      for path, row, value in zip(paths, rows, treedef.flatten_up_to(element), strict=True):
-        _put_row(row, i, value, path)
+    try:
+      for i in range(self._batch_size):
+        element = first if i == 0 else self._parent[start + i]
+        for path, row, value in zip(paths, rows, treedef.flatten_up_to(element), strict=True):
+          _put_row(row, i, value, path)
+    except BaseException:
+      for row in rows:
+        if isinstance(row, SharedMemoryArray):
+          row.shm.unlink()  # Never handed to Grain: its memory goes with the array.
+      raise
     return jax.tree.unflatten(treedef, rows)
 
 

@@ -10,6 +10,8 @@ A task is an object built from the whole config, `Task(config)`, with:
   may nest (multitask returns {task name: that task's features}). They are
   compact, what crosses to the device: uint8 frames, int16 audio, small ints
   for every random choice (tasks/expand.py).
+* `features` (optional): the example keys `preprocess` reads; the pipeline then
+  decodes only those (all of them when a task has none).
 * `expand(batch) -> batch`: pure jnp, jit-able, draws nothing: a batch of
   compact features -> the float batch the model reads. `init`, `loss`,
   `evaluate` and `visualize` take compact batches and expand them first.

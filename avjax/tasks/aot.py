@@ -40,6 +40,8 @@ def binary_metrics(logits, labels):
 class ArrowOfTime:
   """The aot task; see `avjax.tasks` for the contract."""
 
+  features = ('audio',)  # The example features `preprocess` reads.
+
   def __init__(self, config):
     self.config = config.aot
     self.dtype = jnp.dtype(config.dtype)

@@ -53,6 +53,7 @@ class Multitask:
       raise ValueError(f'multitask.weights {self.weights} must name tasks among '
                        f'{sorted(COMPONENTS)}')
     self.tasks = {name: COMPONENTS[name](config) for name in self.weights}
+    self.features = tuple(sorted({k for task in self.tasks.values() for k in task.features}))
 
   def _keys(self, rng):
     return dict(zip(self.tasks, jax.random.split(rng, len(self.tasks))))

@@ -39,6 +39,8 @@ def categorical_metrics(scores, labels):
 class OddOneOut:
   """The odd task; see `avjax.tasks` for the contract."""
 
+  features = ('audio',)  # The example features `preprocess` reads.
+
   def __init__(self, config):
     self.config = config.odd
     self.dtype = jnp.dtype(config.dtype)

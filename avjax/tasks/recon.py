@@ -88,6 +88,8 @@ def to_uint8(x):
 class Recon:
   """The recon task; see `avjax.tasks` for the contract."""
 
+  features = ('video', 'audio', 'mouth_box')  # The example features `preprocess` reads.
+
   def __init__(self, config):
     self.config = config.recon
     self.dtype = jnp.dtype(config.dtype)
