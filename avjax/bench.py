@@ -14,7 +14,7 @@ after a warm-up that drains the batches its workers made while starting.
 FLOPs are XLA's count for the compiled step, per device: for an SPMD program
 `cost_analysis()` describes the program one device runs, so MFU is that count
 over the step time and one chip's bf16 peak. XLA counts the body of a while loop
-(`lax.scan`, `nn.RNN`) once, whatever its trip count, so with loops in the step
+(`lax.scan`, the GRUs of `models/recurrent.py`) once, whatever its trip count, so with loops in the step
 (`while_loops` > 0) FLOPs and MFU are lower bounds.
 
 `--assume_device=KIND` sizes the host of a device this machine does not have: the

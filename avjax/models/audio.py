@@ -7,7 +7,6 @@ as used by Shukla et al. for visually guided speech representations.
 from typing import Any, Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from avjax.data import ops
 from avjax.models import layers
