@@ -142,12 +142,6 @@ def test_downsample_frames_averages_blocks():
     ops.downsample_frames(video, 4)
 
 
-def test_reverse_twice_is_identity():
-  x = np.random.default_rng(3).normal(size=(7, 5))
-  np.testing.assert_array_equal(ops.reverse(x)[0], x[-1])
-  np.testing.assert_array_equal(ops.reverse(ops.reverse(x, axis=1), axis=1), x)
-
-
 @pytest.mark.parametrize('num_segments', [2, 3, 4, 6])
 def test_shuffle_segments(num_segments):
   x = np.arange(24 * 2).reshape(24, 2)

@@ -98,7 +98,7 @@ def test_aot_preprocess_reverses_the_waveform():
   example = {'audio': int16(np.random.default_rng(0).uniform(-0.5, 0.5, NUM_FRAMES * SPF))}
   waveform = ops.to_float(example['audio'])
   forward = task.audio_encoder.windows(waveform)
-  backward = task.audio_encoder.windows(ops.reverse(waveform))
+  backward = task.audio_encoder.windows(waveform[::-1])
   rng = np.random.default_rng(1)
   labels = []
   for _ in range(20):

@@ -82,11 +82,6 @@ def downsample_frames(video, factor):
   return np.round(blocks).astype(video.dtype) if video.dtype.kind in 'iu' else blocks.astype(video.dtype)
 
 
-def reverse(x, axis=0):
-  """Time reversal along `axis` (a contiguous copy)."""
-  return np.ascontiguousarray(np.flip(x, axis=axis))
-
-
 def shuffle_segments(x, num_segments, rng, axis=0):
   """Cuts `x` into `num_segments` equal segments along `axis` and permutes them.
 
