@@ -23,7 +23,8 @@ pipeline is run here, and the report gives the examples/s one device consumes at
 40% MFU of KIND's bf16 peak, the pipeline's examples per CPU-second (the CPU time
 of the main process and its Grain workers, so a loaded machine does not skew it),
 and their ratio, `cores_needed_per_device`; with the bytes per example that cross
-to the device and the pipeline's resident memory.
+to the device and the pipeline's resident memory. The pipeline is the training one,
+`data.crops_per_clip` (reported) examples made from each record it reads.
 """
 
 import contextlib
@@ -263,7 +264,8 @@ def size_host(config, device_kind, batches, warmup=1):
   consumed = device_examples_per_s(peak, sizes['gflop_per_example'] * 1e9)
   return {
       **sizes, 'assumed_device': device_kind, 'peak_bf16_flop_per_s_per_device': peak,
-      'target_mfu': TARGET_MFU, 'device_examples_per_s': consumed, **measured,
+      'target_mfu': TARGET_MFU, 'device_examples_per_s': consumed,
+      'crops_per_clip': config.data.crops_per_clip, **measured,
       'cores_needed_per_device': cores_needed(consumed,
                                               measured['pipeline_examples_per_core_s']),
   }

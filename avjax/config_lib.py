@@ -63,10 +63,12 @@ def trainer_defaults():
       name='adamw', learning_rate=1e-3, warmup_steps=100, schedule='cosine',
       weight_decay=0.0, grad_clip=1.0, momentum=0.9))
   # num_workers: Grain worker processes (-1: sized from the host's CPUs and memory,
-  # `pipeline.auto_workers`; 0: none); prefetch_buffer: batches each keeps ready.
+  # `pipeline.auto_workers`; 0: none); prefetch_buffer: batches each keeps ready;
+  # crops_per_clip: training rows preprocessed from each record read, next to each
+  # other in a batch (`pipeline.train_dataset`): less host CPU per row, correlated rows.
   config.data = ml_collections.ConfigDict(dict(
       name='avsynth', config='heads', data_dir='', manual_dir='', train_split='train',
-      eval_split='validation', num_workers=2, prefetch_buffer=2,
+      eval_split='validation', num_workers=2, prefetch_buffer=2, crops_per_clip=1,
       # Train on a class-stratified fraction of train_split, by feature label_key.
       label_fraction=1.0, label_key=''))
   # Linear probe of the audio encoder at each eval (avjax.evaluate.linear_probe);
@@ -113,7 +115,7 @@ def make_tiny(config, data_config):
                 checkpoint_every=3)
 
 
-def make_accel(config, per_device_batch_size, remat):
+def make_accel(config, per_device_batch_size, remat, crops_per_clip=1):
   """The trainer side of every `accel` preset: sized for one 80 GB GPU per device.
 
   bfloat16 compute (parameters, optimizer state, loss and metrics stay
@@ -123,13 +125,15 @@ def make_accel(config, per_device_batch_size, remat):
   Adam state, fits one device many times over. `--config.mesh.fsdp=N` splits
   parameters and optimizer state over N devices, worth it only for widths whose
   state approaches a device's memory. Grain workers sized from the process's CPUs
-  and bounded by memory (`pipeline.auto_workers`), one batch ready each; fast steps
-  log every 100 and evaluate and checkpoint every 2000.
+  and bounded by memory (`pipeline.auto_workers`), one batch ready each, and
+  `crops_per_clip` training rows from each record read, for a task whose loss treats
+  rows alone (no other row of the batch as a negative); fast steps log every 100 and
+  evaluate and checkpoint every 2000.
   """
   config.update(dtype='bfloat16', remat=remat, per_device_batch_size=per_device_batch_size,
                 log_every=100, eval_every=2000, checkpoint_every=2000)
   config.mesh.update(data=-1, fsdp=1)
-  config.data.update(num_workers=-1, prefetch_buffer=1)
+  config.data.update(num_workers=-1, prefetch_buffer=1, crops_per_clip=crops_per_clip)
 
 
 def configs_dir():

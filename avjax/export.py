@@ -37,20 +37,22 @@ def export_encoders(workdir, out_dir):
 def load_encoder(directory, name='audio_encoder'):
   """Loads an exported encoder: returns `(apply, params)`, params as numpy.
 
-  `apply(params, inputs) -> (features, aux)` is pure; `inputs` is the feature
+  `apply(params, inputs, **kwargs) -> (features, aux)` is pure; `inputs` is the feature
   named in the export's config (`config.export.input_key`) of the task's
   expanded batch (`task.expand(batch)`, not the compact one `preprocess` makes),
   or a tuple of them where that key is a tuple (an encoder of several inputs):
   e.g. an `audio_encoder`'s float windows [B, T, W] (`AudioEncoder.windows`), a
   `speaker_encoder`'s log-mel [B, 4 T, 40], a `face_encoder`'s float frames.
+  Keyword arguments go to the module: an `audio_encoder` takes `lengths` [B],
+  each clip's frames when clips are zero-padded to one length (`AudioEncoder`).
   """
   config = checkpoint.load_config(checkpoint.as_path(directory) / name)
   module, input_key = tasks.TASKS[config.task](config).encoders()[name]
   params = checkpoint.load_exported_params(directory, name)
 
-  def apply(params, inputs):
+  def apply(params, inputs, **kwargs):
     inputs = tuple(inputs) if isinstance(input_key, tuple) else (inputs,)
-    return module.apply({'params': params}, *inputs)
+    return module.apply({'params': params}, *inputs, **kwargs)
 
   return apply, params
 

@@ -71,13 +71,28 @@ def init_state(rng, batch, *, task, tx):
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
 
 
+def set_parameters(params, values):
+  """`params` with the leaves that `values` (a nested dict of params' own names) holds
+  replaced by those; KeyError naming any that `params` lacks."""
+  flat = flax.traverse_util.flatten_dict(params)
+  new = flax.traverse_util.flatten_dict(values)
+  unknown = ['/'.join(k) for k in new if k not in flat]
+  if unknown:
+    raise KeyError(f'statistics name no parameters: {unknown[:3]}')
+  return flax.traverse_util.unflatten_dict({**flat, **new})
+
+
 def train_step(state, batch, rng, *, task, tx):
   """One optimizer step; the step's randomness is `fold_in(rng, step)`."""
   step_rng = jax.random.fold_in(rng, state.step)
   grad_fn = jax.value_and_grad(task.loss, has_aux=True)
   (loss, metrics), grads = grad_fn(state.params, batch, step_rng)
+  metrics = dict(metrics)
+  statistics = metrics.pop('statistics', None)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
+  if statistics is not None:  # Running averages (BatchNorm-like): set, not trained.
+    params = set_parameters(params, statistics)
   metrics = {**metrics, 'loss': loss, 'l2_grads': optax.tree.norm(grads),
              'l2_params': optax.tree.norm(params), 'l2_updates': optax.tree.norm(updates)}
   return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
@@ -121,8 +136,9 @@ class _Evaluator:
   plus the linear probe of `config.probe` (see `avjax.evaluate.linear_probe`)."""
 
   def __init__(self, config, task, mesh, batch_size):
-    source = pipeline.load_source(config.data, config.data.eval_split,
-                                  getattr(task, 'features', None))
+    source = tasks.data_source(
+        task, functools.partial(pipeline.load_source, config.data, config.data.eval_split),
+        config.data, config.seed)
     host_examples = len(source) // jax.process_count()
     batch_size = eval_batch_size(batch_size, host_examples, mesh.size // jax.process_count())
     if batch_size == 0:
@@ -178,9 +194,11 @@ def build(config):
   logging.info('mesh %s over %d devices, %d hosts', dict(mesh.shape), mesh.size,
                jax.process_count())
 
-  source = pipeline.train_source(config.data, config.seed, getattr(task, 'features', None))
+  source = tasks.data_source(task, functools.partial(pipeline.train_source, config.data,
+                                                     config.seed), config.data, config.seed)
   train_ds = pipeline.train_dataset(source, task.preprocess, local_batch, config.seed,
-                                    jax.process_index(), jax.process_count())
+                                    jax.process_index(), jax.process_count(),
+                                    config.data.crops_per_clip)
   train_iter = pipeline.make_iterator(train_ds, config.data.num_workers,
                                       config.data.prefetch_buffer)
   tx, schedule = make_optimizer(config.optimizer, config.total_steps)

@@ -39,7 +39,9 @@ def get_config(arg=None):
       frame_downsample=2,  # Frames averaged down to 32x32.
       min_shift=0.52,    # |shift| >= 0.52 window: overlap at most 60 of 125 frames (Owens).
       max_shift=1.4,     # |shift| <= 1.4 windows (Owens's 5.9 s / 4.2 s), and inside the clip.
-      flip=True,         # Random horizontal flip of the video.
+      loss='sigmoid',  # 'sigmoid': each track aligned or not; 'softmax': which track is.
+      other_clip=False,  # Training also scores each video with another video's audio.
+      flip=True,         # Random left-right flip of training videos (never evaluation's).
   ))
   config.model = ml_collections.ConfigDict(dict(  # avjax.models.fusion.SyncNet
       audio_features=(16, 32, 32, 64),
@@ -53,6 +55,7 @@ def get_config(arg=None):
       fusion_audio=32,
       fusion_hidden=64,
       last_stride=1,     # conv5's spatial stride: 1 for a finer CAM, as Owens's localisation.
+      frames_per_step=1,  # Consecutive frames stacked in conv1's channels (fusion.fold_time).
   ))
   # ---- end of model and task blocks ----
 

@@ -17,6 +17,7 @@ from avjax.data.synth import scenes
 from avjax.models import fusion
 from avjax.tasks import action
 from avjax.tasks import classification
+from avjax.tasks import sync
 from configs import action as action_config
 from configs import sync as sync_config
 
@@ -120,26 +121,22 @@ def test_preprocess_takes_a_window_with_the_audio_under_it(task):
   assert stride > 1  # The tiny preset subsamples the window's frames.
   width = SIZE // task.config.frame_downsample
   clip, rng = indexed_clip(task.config.frame_downsample, label=6), np.random.default_rng(0)
-  starts, flips = set(), set()
+  starts = set()
   expand = jax.jit(task.expand)
   for _ in range(30):
     out = task.preprocess(clip, rng)
+    assert set(out) == {'video', 'audio', 'label'}  # No augmentation: `loss` flips.
     start = int(out['video'][0, 0, 0, 0]) // 5
     np.testing.assert_array_equal(out['video'][:, 0, 0, 0].astype(int) // 5,
                                   start + np.arange(0, frames, stride))
-    flipped = bool(out['flip'])  # Drawn here, applied by `expand`.
     pixels = np.round((expand(jax.tree.map(lambda x: x[None], out))['video'][0] + 1) * 127.5)
-    columns = pixels[0, 0, :, 1] // 7
-    np.testing.assert_array_equal(columns, np.arange(width)[::-1] if flipped else np.arange(width))
+    np.testing.assert_array_equal(pixels[0, 0, :, 1] // 7, np.arange(width))  # Not flipped.
     assert out['video'].shape == (-(-frames // stride), width, width, 3)
     samples = out['audio'].astype(int)
     np.testing.assert_array_equal(samples, start * SPF + np.arange(frames * SPF))
     assert out['label'] == 6
     starts.add(start)
-    flips.add(flipped)
-  assert flips == {False, True} and len(starts) > 10 and max(starts) <= NUM_FRAMES - frames
-  unflipped = action.Action(tiny_config(flip=False))
-  assert not any(unflipped.preprocess(clip, rng)['flip'] for _ in range(10))
+  assert len(starts) > 10 and max(starts) <= NUM_FRAMES - frames
 
 
 def float_preprocess(config, example, rng):
@@ -153,14 +150,12 @@ def float_preprocess(config, example, rng):
   if config.frame_downsample > 1:
     clip = ops.downsample_frames(clip, config.frame_downsample)
   clip = clip.astype(np.float32) / 127.5 - 1.0
-  if config.flip and rng.random() < 0.5:
-    clip = clip[:, :, ::-1]
   return {'video': clip, 'audio': samples.astype(np.float32) / 32768.0,
           'label': np.int32(example['action'])}
 
 
 def test_expand_of_a_compact_batch_gives_the_float_batch_and_its_loss(task, action_run):
-  """Compact examples (uint8, int16, flags) expanded on the device are the float ones
+  """Compact examples (uint8, int16) expanded on the device are the float ones
   preprocess gave before, from the same draws, and so is the loss."""
   seeds, preset = range(4), scenes.PRESETS['scenes_tiny']
   clips = [scenes.render_clip(preset, 'train', i) for i in seeds]
@@ -169,7 +164,6 @@ def test_expand_of_a_compact_batch_gives_the_float_batch_and_its_loss(task, acti
   reference = stack([float_preprocess(task.config, c, np.random.default_rng(s))
                      for c, s in zip(clips, seeds)])
   assert compact['video'].dtype == np.uint8 and compact['audio'].dtype == np.int16
-  assert 0 < compact['flip'].sum() < len(seeds)  # Both flipped and unflipped clips.
 
   def float_loss(params, batch):  # The loss of the float batch, as computed before.
     _, aux = task.net.apply({'params': params['sync_net']}, batch['video'], batch['audio'])
@@ -230,6 +224,20 @@ def test_predict_gives_the_logits_that_loss_and_evaluate_score(action_run, batch
   np.testing.assert_allclose(metrics['accuracy'], np.mean(logits.argmax(1) == labels))
   np.testing.assert_allclose(evaluated['loss'], loss, rtol=1e-6)
   np.testing.assert_allclose(evaluated['accuracy'], metrics['accuracy'])
+
+
+def test_only_training_flips_evaluation_sees_the_clips_as_they_are(action_run, batch):
+  """`loss` with the step's rng reads `sync.random_flip` of the video; `evaluate` reads it
+  as preprocessed."""
+  config, _, params = action_run
+  task, rng = action.Action(config), key(3)
+  mirrored = dict(batch, video=np.asarray(sync.random_flip(rng, batch['video'])))
+  assert not np.array_equal(mirrored['video'], batch['video'])
+  loss, evaluated, expected, as_is = jax.jit(lambda p, b, m: (
+      task.loss(p, b, rng)[0], task.evaluate(p, b)['loss'],
+      task.loss(p, m, None)[0], task.loss(p, b, None)[0]))(params, batch, mirrored)
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+  np.testing.assert_allclose(evaluated, as_is, rtol=1e-6)
 
 
 def test_init_sync_loads_the_exported_sync_net_exactly(sync_export, batch):

@@ -159,9 +159,10 @@ def test_cpu_and_memory_of_a_pipeline_count_its_processes_and_queued_shared_memo
 
 def test_assume_device_sizes_the_host_from_the_pipeline_and_the_flops(data_dir):
   config = config_lib.load('aot', 'tiny')
-  config.data.update(data_dir=data_dir, num_workers=1, prefetch_buffer=1)
+  config.data.update(data_dir=data_dir, num_workers=1, prefetch_buffer=1, crops_per_clip=2)
   sizing = bench.size_host(config, 'NVIDIA H100 80GB HBM3', batches=2)
   assert sizing['pipeline_workers'] == 1 and sizing['pipeline_batches'] == 8  # Twice 4 held.
+  assert sizing['crops_per_clip'] == 2
   assert sizing['device_examples_per_s'] == pytest.approx(
       0.4 * 989.5e12 / (sizing['gflop_per_example'] * 1e9))
   assert sizing['cores_needed_per_device'] == pytest.approx(

@@ -52,25 +52,36 @@ def float_box_mask(boxes, height, width):
 
 def recon_float(task, example, rng):
   cfg, video = task.config, example['video']
-  boxes = example['mouth_box'] if 'mouth_box' in example else recon.fixed_boxes(
-      len(video), *video.shape[1:3], cfg.mouth_region)
-  if cfg.align_faces:  # Every frame of the clip moved, then cropped.
+  fixed = lambda region: recon.fixed_boxes(len(video), *video.shape[1:3], region)
+  boxes = example['mouth_box'] if 'mouth_box' in example else fixed(cfg.mouth_region)
+  eyes = example['eyes_box'] if 'eyes_box' in example else fixed(cfg.eyes_region)
+  still = example['neutral_frame'][None] if cfg.still == 'neutral' else None
+  if cfg.align_faces:  # Every frame of the clip moved, then cropped; the neutral still too.
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2
     shifts = np.round(centres.mean(0) - centres).astype(boxes.dtype)
-    video, boxes = ops.translate_frames(video, shifts), boxes + np.concatenate([shifts] * 2, 1)
+    video = ops.translate_frames(video, shifts)
+    boxes, eyes = (b + np.concatenate([shifts] * 2, 1) for b in (boxes, eyes))
+    if still is not None:
+      box = example['neutral_mouth_box']
+      shift = np.round(centres.mean(0) - (box[:2] + box[2:]) / 2).astype(int)
+      still = ops.translate_frames(still, shift[None])
   if cfg.face_crop:
     size = cfg.face_crop
     centre = ((boxes[:, :2] + boxes[:, 2:]) / 2).mean(0)
     y0, x0 = np.clip(np.round(centre - [0.7 * size, 0.5 * size]).astype(int), 0,
                      np.array(video.shape[1:3]) - size)
-    video, boxes = video[:, y0:y0 + size, x0:x0 + size], boxes - [y0, x0, y0, x0]
+    video, boxes, eyes = (video[:, y0:y0 + size, x0:x0 + size],
+                          boxes - [y0, x0, y0, x0], eyes - [y0, x0, y0, x0])
+    still = None if still is None else still[:, y0:y0 + size, x0:x0 + size]
   t, length = cfg.num_frames, len(video)
   start = rng.integers(0, length - t + 1)
   crop = slice(start, start + t)
   windows = float_windows(task.audio_encoder, example['audio'])
-  return {'still': float_image(video[rng.integers(0, length)]),
+  still = video[rng.integers(0, length)] if still is None else still[0]
+  return {'still': float_image(still),
           'video': float_image(video[crop]), 'audio': windows[crop],
-          'mouth_mask': float_box_mask(boxes[crop], *video.shape[1:3])}
+          'mouth_mask': float_box_mask(boxes[crop], *video.shape[1:3]),
+          'eyes_mask': float_box_mask(eyes[crop], *video.shape[1:3])}
 
 
 def aot_float(task, example, rng):
@@ -139,6 +150,8 @@ CASES = {
     'recon': (recon.Recon, lambda: _config(recon_config), recon_float),
     'recon_face_crop': (recon.Recon, lambda: _config(recon_config, recon=dict(face_crop=24)),
                         recon_float),
+    'recon_same_clip': (recon.Recon, lambda: _config(recon_config, recon=dict(
+        still='same_clip', face_crop=24)), recon_float),
     'aot': (aot.ArrowOfTime, lambda: _config(aot_config), aot_float),
     'odd': (odd.OddOneOut, lambda: _config(odd_config), odd_float),
     'multitask': (multitask.Multitask, lambda: _config(multitask_config), multitask_float),
@@ -186,7 +199,7 @@ def test_expanded_compact_batch_is_the_float_batch_and_gives_its_loss(name):
   expanded = jax.jit(task.expand)(compact)
   assert jax.tree.structure(expanded) == jax.tree.structure(floats)
   jax.tree.map(assert_close, expanded, floats)
-  if name == 'recon_face_crop':
+  if name in ('recon_face_crop', 'recon_same_clip'):
     return  # Its loss is recon's.
   # Random parameters, not `init`'s (cheaper, and recon's decoder starts at zero, deaf).
   rng = np.random.default_rng(1)
@@ -208,7 +221,7 @@ def test_recon_accel_batch_is_more_than_3_5_times_smaller():
   compact, floats = batches(task, recon_float, preset=heads.PRESETS['heads'], clips=(3,))
   jax.tree.map(assert_close, jax.jit(task.expand)(compact), floats)
   size = lambda batch: sum(x.nbytes for x in jax.tree.leaves(batch))
-  assert size(floats) == 598_784
+  assert size(floats) == 717_568
   assert size(floats) >= 3.5 * size(compact), size(compact)
 
 

@@ -20,6 +20,7 @@ from avjax import config_lib
 from avjax import tasks
 from avjax.data import ops
 from avjax.data import pipeline
+from avjax.data.synth import scenes
 from avjax.evaluate import features
 from avjax.evaluate import linear_probe
 from avjax.evaluate import metrics
@@ -194,7 +195,7 @@ def test_linear_probe_is_skipped_when_off_or_without_labels(data_dir):
 
 def test_results_markdown_tables_vary_one_condition_at_a_time(tmp_path):
   rows = [dict(method=m, mode='frozen', task='emotion', metric='uar', value=v + d,
-               snr_db=snr, label_fraction=f)
+               snr_db=snr, label_fraction=f, seed=0)
           for m, v in (('mfcc', 0.3), ('recon', 0.5))
           for snr, f, d in ((None, 1.0, 0.0), (0.0, 1.0, -0.2), (None, 0.1, -0.1))]
   results.write(str(tmp_path), rows, reference=dict(snr_db=None, label_fraction=1.0))
@@ -202,7 +203,8 @@ def test_results_markdown_tables_vary_one_condition_at_a_time(tmp_path):
   assert '| method | mode | clean | 0 dB | 10% | 100% |' in text
   assert '| recon | frozen | 0.500 | 0.300 | 0.400 | 0.500 |' in text
   assert json.loads((tmp_path / 'results.json').read_text()) == dict(
-      rows=rows, reference=dict(snr_db=None, label_fraction=1.0), by_task=False, notes='')
+      rows=rows, reference=dict(snr_db=None, label_fraction=1.0), by_task=False, notes='',
+      title='Results', images=[], comparisons=[])
   assert (tmp_path / 'score_vs_snr_db.png').stat().st_size > 1000
   with pytest.raises(ValueError, match='non-finite'):
     results.check_rows([dict(rows[0], value=float('nan'))])
@@ -210,7 +212,7 @@ def test_results_markdown_tables_vary_one_condition_at_a_time(tmp_path):
 
 def _write_results(workdir):
   rows = [dict(method=m, mode='frozen', task=t, metric='accuracy', value=v + e + d,
-               snr_db=None, label_fraction=f)
+               snr_db=None, label_fraction=f, seed=0)
           for m, v in (('mfcc', 0.3), ('recon', 0.5)) for t, e in (('word', 0.0), ('emotion', 0.05))
           for f, d in ((0.1, -0.1), (1.0, 0.0))]
   results.write(str(workdir), rows, reference=dict(snr_db=None, label_fraction=1.0),
@@ -270,7 +272,8 @@ def test_docs_block_errors_name_the_page_and_the_marker(tmp_path):
     results.write_docs(str(tmp_path), str(page), 'speech')
   assert page.read_text() == PAGE + PAGE
   (tmp_path / 'results.json').write_text(json.dumps({'rows': []}))
-  with pytest.raises(ValueError, match="lacks \\['reference', 'by_task', 'notes'\\]"):
+  with pytest.raises(ValueError, match="lacks \\['reference', 'by_task', 'notes', 'title', "
+                     "'images', 'comparisons'\\] \\(an older format\\)"):
     results.read(str(tmp_path))
 
 
@@ -308,22 +311,31 @@ def test_tiny_speech_suite_writes_well_formed_results(data_dir, tmp_path):
     assert set(results.REQUIRED) <= set(row)
     assert math.isfinite(row['value'])
   config = speech.get_config('tiny')
-  assert {r['method'] for r in rows} == set(config.methods)
+  loudness = {'energy', 'mfcc-c0', 'recon+energy'}  # mfcc without c0; energy alone, appended.
+  assert {r['method'] for r in rows} == set(config.methods) | loudness
+  assert {r['seed'] for r in rows} == {0}
   assert {(r['method'], r['mode']) for r in rows if r['mode'] == 'finetune'} == {
       (m, 'finetune') for m in config.finetune}
+  assert {(r['mode'], r['task'], r['label_fraction'], r['snr_db'], r['metric'])
+          for r in rows if r['method'] in loudness} == {
+              ('frozen', 'emotion', 1.0, snr, metric) for snr in (None, *config.snrs_db)
+              for metric in ('accuracy', 'uar')}
+  assert len([r for r in rows if r['method'] in loudness]) == 3 * 2 * 2
   assert {(r['task'], r['metric']) for r in rows} == {
       ('word', 'accuracy'), ('emotion', 'accuracy'), ('emotion', 'uar'),
       ('arousal', 'ccc'), ('valence', 'ccc')}
   assert {r['snr_db'] for r in rows} == {None, *config.snrs_db}
   assert {r['label_fraction'] for r in rows} == set(config.label_fractions)
   # One row per method, mode, task, metric and condition.
-  keys = [(r['method'], r['mode'], r['task'], r['metric'], r['snr_db'], r['label_fraction'])
-          for r in rows]
+  keys = [(r['method'], r['mode'], r['task'], r['metric'], r['snr_db'], r['label_fraction'],
+           r['seed']) for r in rows]
   assert len(keys) == len(set(keys))
   text = (tmp_path / 'results.md').read_text()
   assert '| recon | frozen |' in text and '## emotion uar' in text
+  assert '| recon+energy | frozen |' in text and 'Loudness rows (emotion, frozen, 100%' in text
   assert (tmp_path / 'score_vs_snr_db.png').exists()
-  assert (tmp_path / 'encoders' / 'recon' / 'audio_encoder').is_dir()
+  assert (tmp_path / 'seed_0' / 'encoders' / 'recon' / 'audio_encoder').is_dir()
+  assert json.loads((tmp_path / 'seed_0' / 'finished.json').read_text())['rows'] == rows
 
 
 def test_cli_errors_are_one_line(data_dir, tmp_path):
@@ -415,6 +427,10 @@ def test_tiny_sync_suite_writes_results_overlays_and_wavs(data_dir, tmp_path):
   found = {(r['task'], r['method'], r['metric'], r['label_fraction']) for r in rows}
   config = sync_suite.get_config('tiny')
   expected = {('pretext', 'sync', m, 1.0) for m in ('accuracy', 'pair_accuracy')}
+  detectors = ('detector_seen', 'detector_full_rate')  # Hand-crafted (sync_detector).
+  expected |= {('pretext', method, 'pair_accuracy', 1.0) for method in detectors}
+  expected |= {('pretext by action', method, action, 1.0) for method in ('sync',) + detectors
+               for action in scenes.ACTIONS}  # A test clip of each class.
   expected |= {('localisation', method, m, 1.0)
                for method in ('sync', 'random', 'motion_energy', 'centre_prior')
                for m in ('pointing_accuracy', 'pixel_auc', 'frame_auc')}
@@ -429,11 +445,13 @@ def test_tiny_sync_suite_writes_results_overlays_and_wavs(data_dir, tmp_path):
       assert 0 <= r['value'] <= 1
   text = (tmp_path / 'results.md').read_text()
   assert '## localisation' in text and '| motion_energy | baseline |' in text
-  gif = tmp_path / 'localisation' / 'clip0.gif'
-  assert gif.stat().st_size > 1000 and (tmp_path / 'localisation' / 'localisation.png').exists()
-  audio, rate = sf.read(tmp_path / 'separation' / '0_onoff_sync_on_screen.wav')
+  assert '## pretext by action' in text and '| detector_full_rate | baseline |' in text
+  run = tmp_path / 'seed_0'  # The runs and examples of seed 0.
+  gif = run / 'localisation' / 'clip0.gif'
+  assert gif.stat().st_size > 1000 and (run / 'localisation' / 'localisation.png').exists()
+  audio, rate = sf.read(run / 'separation' / '0_onoff_sync_on_screen.wav')
   assert rate == ops.SAMPLE_RATE and audio.ndim == 1 and np.abs(audio).max() > 0
-  assert (tmp_path / 'encoders' / 'sync' / 'sync_net').is_dir()
+  assert (run / 'encoders' / 'sync' / 'sync_net').is_dir()
 
 
 def test_tiny_speaker_suite_scores_every_method_and_draws_its_plots(data_dir, tmp_path):
@@ -457,8 +475,9 @@ def test_tiny_speaker_suite_scores_every_method_and_draws_its_plots(data_dir, tm
   assert found == expected and len(rows) == len(expected)
   for r in rows:
     assert 0 <= r['value'] <= 1
-  assert (tmp_path / 'det.png').stat().st_size > 1000
-  assert (tmp_path / 'projection.png').stat().st_size > 1000
+  run = tmp_path / 'seed_0'
+  assert (run / 'det.png').stat().st_size > 1000
+  assert (run / 'projection.png').stat().st_size > 1000
   text = (tmp_path / 'results.md').read_text()
-  assert '## verification' in text and '![det.png](det.png)' in text
-  assert (tmp_path / 'encoders' / 'disentangle' / 'speaker_encoder').is_dir()
+  assert '## verification' in text and '![seed_0/det.png](seed_0/det.png)' in text
+  assert (run / 'encoders' / 'disentangle' / 'speaker_encoder').is_dir()

@@ -52,10 +52,12 @@ def glide(rng, num_frames=NUM_FRAMES):
 
 def talking(rng, size=32, num_frames=NUM_FRAMES):
   """An example with everything recon reads too (its video is noise)."""
+  mouth = np.array([size // 2, size // 3, 3 * size // 4, 2 * size // 3], np.int32)
   return dict(glide(rng, num_frames),
               video=rng.integers(0, 256, (num_frames, size, size, 3), np.uint8),
-              mouth_box=np.tile(np.array([size // 2, size // 3, 3 * size // 4, 2 * size // 3],
-                                         np.int32), (num_frames, 1)))
+              mouth_box=np.tile(mouth, (num_frames, 1)),
+              neutral_frame=rng.integers(0, 256, (size, size, 3), np.uint8),
+              neutral_mouth_box=mouth)
 
 
 def make_batch(task, make_example, num_examples, rng, **kwargs):

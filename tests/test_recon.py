@@ -14,19 +14,29 @@ SPF = 640  # Audio samples per video frame: 16 kHz at 25 fps.
 
 
 def fake_example(rng, num_frames=25, size=32):
-  """A talking head: a dark mouth box whose height follows the audio's loudness."""
+  """A talking head: a dark mouth box whose height follows the audio's loudness, brows
+  (a dark row in the eyes box) raised on loud frames, and a neutral reference frame
+  (mouth closed, brows down)."""
   envelope = rng.uniform(0.1, 1.0, num_frames)
   t = np.arange(num_frames * SPF) / 16000
   audio = np.repeat(envelope, SPF) * np.sin(2 * np.pi * 220 * t) * 0.5
   video = np.full((num_frames, size, size, 3), 180, np.uint8)
   video[..., 2] = 120
+  neutral = video[0].copy()
   boxes = np.zeros((num_frames, 4), np.int32)
+  eyes = np.zeros((num_frames, 4), np.int32)
   for i, e in enumerate(envelope):
     x0 = size // 3 + (i % 3)  # The head sways a little.
     y0 = size // 2
     boxes[i] = (y0, x0, y0 + 1 + int(e * size / 5), x0 + size // 3)
     video[i, boxes[i, 0]:boxes[i, 2], boxes[i, 1]:boxes[i, 3]] = 40
+    eyes[i] = (size // 5, x0 - 2, size // 5 + 3, x0 + size // 3 + 2)
+    video[i, eyes[i, 0] + (e < 0.55), eyes[i, 1]:eyes[i, 3]] = 60
+  neutral_box = np.array([size // 2, size // 3, size // 2 + 1, 2 * size // 3], np.int32)
+  neutral[neutral_box[0]:neutral_box[2], neutral_box[1]:neutral_box[3]] = 40
+  neutral[size // 5 + 1, size // 3 - 2:2 * size // 3 + 2] = 60
   return dict(audio=(audio * 32767).astype(np.int16), video=video, mouth_box=boxes,
+              eyes_box=eyes, neutral_frame=neutral, neutral_mouth_box=neutral_box,
               mouth_open=envelope.astype(np.float32), speaker=np.int64(0))
 
 
@@ -83,12 +93,13 @@ def test_preprocess_is_compact_and_expands_to_the_float_batch(task, config):
   compact = task.preprocess(fake_example(np.random.default_rng(1)), np.random.default_rng(2))
   assert {k: (v.shape, v.dtype) for k, v in compact.items()} == {
       'still': ((32, 32, 3), np.uint8), 'video': ((t, 32, 32, 3), np.uint8),
-      'audio': ((t * SPF + 2 * ctx,), np.int16), 'mouth_box': ((t, 4), np.int32)}
+      'audio': ((t * SPF + 2 * ctx,), np.int16), 'mouth_box': ((t, 4), np.int32),
+      'eyes_box': ((t, 4), np.int32)}
   example = expand_one(task, compact)
   assert example['still'].shape == (32, 32, 3)
   assert example['video'].shape == (t, 32, 32, 3)
   assert example['audio'].shape == (t, SPF + 2 * ctx)
-  assert example['mouth_mask'].shape == (t, 32, 32, 1)
+  assert example['mouth_mask'].shape == example['eyes_mask'].shape == (t, 32, 32, 1)
   for value in example.values():
     assert value.dtype == np.float32
   for key in ('still', 'video'):
@@ -98,7 +109,7 @@ def test_preprocess_is_compact_and_expands_to_the_float_batch(task, config):
 def test_preprocess_aligns_audio_frames_and_mouth_boxes():
   """Audio, pixels and mouth box all encode the frame index; the crop must keep them together."""
   config = recon_config.get_config('tiny')
-  config.recon.align_faces = False  # The boxes move; aligning faces is tested below.
+  config.recon.update(align_faces=False, still='same_clip')  # Aligning is tested below.
   task = recon.Recon(config)
   num_frames, ctx = 25, config.model.audio.context
   index = np.arange(num_frames)
@@ -106,7 +117,7 @@ def test_preprocess_aligns_audio_frames_and_mouth_boxes():
   example = dict(
       audio=np.repeat((index + 1) * 100, SPF).astype(np.int16),
       video=np.repeat(index * 8, 40 * 40 * 3).astype(np.uint8).reshape(num_frames, 40, 40, 3),
-      mouth_box=boxes)
+      mouth_box=boxes, eyes_box=boxes[:, [1, 0, 3, 2]])  # Its 1x4 transpose.
   rng = np.random.default_rng(0)
   starts = set()
   for _ in range(10):
@@ -123,6 +134,7 @@ def test_preprocess_aligns_audio_frames_and_mouth_boxes():
       expected = np.zeros((40, 40))
       expected[f:f + 4, f + 2:f + 3] = 1
       np.testing.assert_array_equal(mask, expected)
+      np.testing.assert_array_equal(out['eyes_mask'][i, ..., 0], expected.T)
   assert len(starts) > 1  # The crop is random.
 
 
@@ -139,6 +151,57 @@ def test_aligning_steadies_the_mouth():
   for frame, t in zip(aligned, (2, 0)):  # The pixels moved with their box.
     y0, x0, y1, x1 = moved[t]
     assert frame.sum() == video[t].sum() and frame[y0:y1, x0:x1].min() == 255
+
+
+def _centres(boxes):
+  return (np.asarray(boxes)[..., :2] + np.asarray(boxes)[..., 2:]) / 2
+
+
+def test_neutral_still_is_the_neutral_frame_aligned_and_cut_like_the_frames():
+  config = recon_config.get_config('tiny')
+  config.recon.update(still='neutral', align_faces=True, face_crop=20)
+  task = recon.Recon(config)
+  example = fake_example(np.random.default_rng(0))
+  # Off the clip's mean mouth centre by (2, -3) and more: unaligned, it would show.
+  example['neutral_mouth_box'] = example['neutral_mouth_box'] + [2, -3, 2, -3]
+  y0, x0, y1, x1 = example['neutral_mouth_box']
+  example['neutral_frame'][:] = 180
+  example['neutral_frame'][y0:y1, x0:x1] = 40
+  out = task.preprocess(example, np.random.default_rng(1))
+  # Its mouth lands where the aligned frames' mouths are (their mean centre, to the pixel).
+  rows, cols = np.nonzero(out['still'][..., 0] == 40)
+  assert len(rows) == (y1 - y0) * (x1 - x0)
+  still_centre = [(rows.min() + rows.max() + 1) / 2, (cols.min() + cols.max() + 1) / 2]
+  centres = np.concatenate([_centres(out['mouth_box']), [still_centre]])
+  assert np.ptp(centres, 0).max() <= 1  # Each within half a pixel of the clip's mean.
+  np.testing.assert_array_equal(out['still'], task.preprocess(example, np.random.default_rng(2))
+                                ['still'])  # Not drawn: the same still every time.
+
+
+@pytest.mark.parametrize('still', ['other_clip', 'same_clip'])
+def test_other_and_same_clip_stills_are_frames_of_that_clip(still):
+  config = recon_config.get_config('tiny')
+  config.recon.update(still=still, align_faces=False)
+  task = recon.Recon(config)
+  example = fake_example(np.random.default_rng(0))
+  other = np.arange(25, dtype=np.uint8)[:, None, None, None] + 200  # Frame f is all 200 + f.
+  example.update(reference_video=np.broadcast_to(other, example['video'].shape),
+                 reference_mouth_box=example['mouth_box'])
+  source = example['reference_video'] if still == 'other_clip' else example['video']
+  rng, drawn = np.random.default_rng(1), set()
+  for _ in range(8):
+    out = task.preprocess(example, rng)
+    matches = [f for f in range(25) if np.array_equal(out['still'], source[f])]
+    assert matches
+    drawn.add(matches[0])
+  assert len(drawn) > 1  # A frame drawn each time.
+
+
+def test_a_still_of_an_unknown_kind_is_an_error():
+  config = recon_config.get_config('tiny')
+  config.recon.still = 'first_frame'
+  with pytest.raises(ValueError, match=r"unknown recon.still 'first_frame'"):
+    recon.Recon(config)
 
 
 def test_face_window_keeps_the_mouth_at_its_place_in_the_crop():
@@ -161,17 +224,22 @@ def test_face_window_keeps_the_mouth_at_its_place_in_the_crop():
 def test_init_loss_evaluate_visualize(task, config, batch, expanded, params):
   assert 'audio_encoder' in params
   loss, metrics = jax.jit(task.loss)(params, batch, key(1))
-  assert set(metrics) == {'loss', 'l1', 'mouth_l1'}
+  assert set(metrics) == {'loss', 'l1', 'mouth_l1', 'eyes_l1'}
   assert loss.shape == () and np.isfinite(loss)
-  assert 0 < metrics['l1'] <= 2 and 0 < metrics['mouth_l1'] <= 2
+  assert all(0 < metrics[k] <= 2 for k in ('l1', 'mouth_l1', 'eyes_l1'))
   evaluated = jax.jit(task.evaluate)(params, batch)
   assert set(evaluated) == {f'{p}{m}' for p in ('', 'still_', 'shuffled_audio_')
-                            for m in ('l1', 'mouth_l1')}
+                            for m in ('l1', 'mouth_l1', 'eyes_l1')}
   assert all(np.isfinite(v) for v in evaluated.values())
-  # The still baseline is computed from the batch, and an untrained decoder repeats it.
-  np.testing.assert_allclose(
-      evaluated['still_l1'], np.abs(expanded['video'] - expanded['still'][:, None]).mean(),
-      rtol=1e-5)
+  # The still baselines are computed from the batch, and an untrained decoder repeats it.
+  err = np.abs(expanded['video'] - expanded['still'][:, None])
+  np.testing.assert_allclose(evaluated['still_l1'], err.mean(), rtol=1e-5)
+  for region in ('mouth', 'eyes'):
+    mask = np.broadcast_to(expanded[f'{region}_mask'], err.shape)
+    np.testing.assert_allclose(evaluated[f'still_{region}_l1'], err[mask > 0].mean(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(evaluated[f'{region}_l1'], evaluated[f'still_{region}_l1'],
+                               rtol=1e-5)
   np.testing.assert_allclose(evaluated['l1'], evaluated['still_l1'], rtol=1e-5)
   # Once the last decoder level is no longer zero, the audio reaches the frames.
   trained = _randomise_last_level(params, config)
@@ -196,12 +264,17 @@ def _randomise_last_level(params, config):
 
 def test_weighted_loss_is_a_weighted_mean():
   pred = jnp.zeros((1, 1, 2, 2, 3))
-  target = jnp.ones((1, 1, 2, 2, 3)).at[:, :, 0, 0].set(3.0)  # Error 3 in the mouth, 1 elsewhere.
-  mask = jnp.zeros((1, 1, 2, 2, 1)).at[:, :, 0, 0].set(1.0)
-  loss, metrics = recon.l1_metrics(pred, target, mask, mouth_weight=5.0)
-  np.testing.assert_allclose(loss, (6 * 3 + 3 * 1) / (6 + 3))
+  # Error 3 in the mouth (pixel 0, 0), 2 in the eyes (pixel 0, 1), 1 elsewhere.
+  target = jnp.ones((1, 1, 2, 2, 3)).at[:, :, 0, 0].set(3.0).at[:, :, 0, 1].set(2.0)
+  masks = {'mouth': jnp.zeros((1, 1, 2, 2, 1)).at[:, :, 0, 0].set(1.0),
+           'eyes': jnp.zeros((1, 1, 2, 2, 1)).at[:, :, 0, 1].set(1.0)}
+  loss, metrics = recon.l1_metrics(pred, target, masks, {'mouth': 5.0, 'eyes': 2.0})
+  np.testing.assert_allclose(loss, (6 * 3 + 3 * 2 + 2 * 1) / (6 + 3 + 2))
   np.testing.assert_allclose(metrics['mouth_l1'], 3.0)
-  np.testing.assert_allclose(metrics['l1'], 1.5)
+  np.testing.assert_allclose(metrics['eyes_l1'], 2.0)
+  np.testing.assert_allclose(metrics['l1'], 7 / 4)
+  uniform, _ = recon.l1_metrics(pred, target, masks, {'mouth': 0.0, 'eyes': 0.0})
+  np.testing.assert_allclose(uniform, metrics['l1'])
 
 
 def test_loss_falls_with_adam(task, config, batch, params):

@@ -10,6 +10,7 @@ import pytest
 
 import media_fixtures
 import test_data_lrw
+from avjax.data import ops
 from avjax.data import pipeline
 from avjax.data.builders import crema_d_av
 from avjax.evaluate import features
@@ -106,6 +107,29 @@ def test_noise_and_standardisation_leave_the_padding_out():
   np.testing.assert_allclose(scaled[:, :2, 0], [[-1, -1], [1, 1]], atol=1e-5)
 
 
+def test_loudness_features_read_each_clip_s_own_samples():
+  rng = np.random.default_rng(0)
+  waveforms = np.zeros((2, 3200), np.float32)
+  waveforms[0, :1280] = 0.5 * rng.standard_normal(1280)
+  waveforms[1] = 0.1 * rng.standard_normal(3200)
+  np.testing.assert_allclose(speech.clip_log_energy(waveforms, [1280, 3200]), np.log(
+      [np.mean(waveforms[0, :1280] ** 2), np.mean(waveforms[1] ** 2)]), rtol=1e-5)
+  mfcc = features.handcrafted_batch(waveforms, 'mfcc')  # [2, 5 frames, 4 hops x 13].
+  dropped = speech.without_c0(mfcc)
+  assert dropped.shape == (2, 5, 48)
+  np.testing.assert_array_equal(dropped[1, 2], ops.mfcc(waveforms[1])[8:12, 1:].reshape(-1))
+  # Standardising is per dimension: appending standardised energy = standardising both.
+  x, e = rng.normal(size=(2, 3, 5, 4)), rng.normal(3, 2, size=(2, 3, 1, 1)).repeat(5, 2)
+  split = lambda a: {'train': a[0], 'validation': a[1], 'test': {None: a[1]}}
+  scaled = split(features.standardize(*x)), split(features.standardize(*e))
+  joined = speech.loudness_inputs('recon', *scaled)['recon+energy']
+  together = features.standardize(*np.concatenate([x, e], -1))
+  np.testing.assert_allclose(joined['train'], together[0], atol=1e-9)
+  np.testing.assert_allclose(joined['test'][None], together[1], atol=1e-9)
+  assert list(speech.loudness_inputs('mfcc', split(mfcc[None].repeat(2, 0)), None)) == [
+      'mfcc-c0']
+
+
 def test_tasks_follow_the_dataset(crema_d, lrw):
   assert speech.dataset_tasks(crema_d) == ('emotion',)
   assert speech.dataset_tasks(lrw) == ('word',)
@@ -140,8 +164,11 @@ def test_emotion_on_crema_d(crema_d, tmp_path):
   rows = speech.run(_config(crema_d), str(tmp_path))
   assert {(r['task'], r['metric']) for r in rows} == {('emotion', 'accuracy'), ('emotion', 'uar')}
   assert {(r['label_fraction'], r['num_train_examples']) for r in rows} == {(0.5, 8), (1.0, 16)}
-  assert {r['snr_db'] for r in rows} == {None, 0.0} and len(rows) == 8
-  assert all(0 <= r['value'] <= 1 for r in rows)
+  assert {r['snr_db'] for r in rows} == {None, 0.0} and {r['seed'] for r in rows} == {0}
+  # mfcc at 2 fractions; the loudness rows (energy alone, mfcc without c0) at 100%.
+  assert {(r['method'], r['label_fraction']) for r in rows} == {
+      ('mfcc', 0.5), ('mfcc', 1.0), ('energy', 1.0), ('mfcc-c0', 1.0)}
+  assert len(rows) == 16 and all(0 <= r['value'] <= 1 for r in rows)
   assert json.loads((tmp_path / 'results.json').read_text())['rows'] == rows
   assert 'Probed on crema_d_av/audio.' in (tmp_path / 'results.md').read_text()
 

@@ -67,8 +67,6 @@ def float_preprocess(config, example, rng):
   if config.frame_downsample > 1:
     clip = ops.downsample_frames(clip, config.frame_downsample)
   clip = clip.astype(np.float32) / 127.5 - 1.0
-  if config.flip and rng.random() < 0.5:
-    clip = clip[:, :, ::-1]
   audio = np.stack([aligned, shifted]).astype(np.float32) / 32768.0
   return {'video': clip, 'audio': audio, 'shift': np.int32(shift)}
 
@@ -109,8 +107,8 @@ def test_presets_build_a_task_that_reads_scenes(arg):
   video_shape = (-(-frames // stride), size, size, 3)
   assert out['video'].shape == video_shape and out['audio'].shape == (2, frames * SPF)
   assert (out['video'].dtype, out['audio'].dtype) == (np.uint8, np.int16)
-  # Host-to-device bytes: uint8 frames, int16 audio, the shift and the flip.
-  assert sum(x.nbytes for x in out.values()) == np.prod(video_shape) + 4 * frames * SPF + 4 + 1
+  # Host-to-device bytes: uint8 frames, int16 audio and the shift.
+  assert sum(x.nbytes for x in out.values()) == np.prod(video_shape) + 4 * frames * SPF + 4
   expanded = jax.eval_shape(task.expand, jax.tree.map(lambda x: x[None], out))
   assert expanded['video'].dtype == expanded['audio'].dtype == np.float32
 
@@ -122,18 +120,17 @@ def test_preprocess_takes_the_aligned_and_a_shifted_window_of_the_clip(task, con
   low = np.ceil(config.sync.min_shift * window)
   high = min(np.floor(config.sync.max_shift * window), (NUM_FRAMES - frames) * SPF)
   clip, rng = indexed_clip(), np.random.default_rng(0)
-  starts, shifts, flips = set(), [], set()
+  starts, shifts = set(), []
   expand = jax.jit(task.expand)
   for _ in range(40):
     out = task.preprocess(clip, rng)
+    assert set(out) == {'video', 'audio', 'shift'}  # No augmentation: `loss` flips.
     video_frames = out['video'][:, 0, 0, 0].astype(int) // 5
     start = video_frames[0]
     np.testing.assert_array_equal(video_frames, start + np.arange(0, frames, stride))
     np.testing.assert_array_equal(out['video'][0, 0, :, 1] // 7, np.arange(SIZE))
-    flipped = bool(out['flip'])  # Drawn here, applied by `expand`.
     pixels = np.round((expand(jax.tree.map(lambda x: x[None], out))['video'][0] + 1) * 127.5)
-    columns = pixels[0, 0, :, 1] // 7
-    np.testing.assert_array_equal(columns, np.arange(SIZE)[::-1] if flipped else np.arange(SIZE))
+    np.testing.assert_array_equal(pixels[0, 0, :, 1] // 7, np.arange(SIZE))  # Not flipped.
     samples = out['audio'].astype(int)
     shift = int(out['shift'])
     np.testing.assert_array_equal(samples[0], start * SPF + np.arange(window))  # Under the frames.
@@ -142,8 +139,7 @@ def test_preprocess_takes_the_aligned_and_a_shifted_window_of_the_clip(task, con
     assert samples[1].min() >= 0 and samples[1].max() < NUM_FRAMES * SPF  # Inside the clip.
     starts.add(start)
     shifts.append(shift)
-    flips.add(flipped)
-  assert len(starts) > 5 and flips == {False, True}
+  assert len(starts) > 5
   assert min(shifts) < 0 < max(shifts) and len(set(shifts)) > 30
 
 
@@ -210,6 +206,28 @@ def test_output_and_cam_shapes(config, pool, time_strides, last_stride, cam, fus
   assert aux['conv2'].shape[0] == 3 and aux['fused'].shape[:2] == (3, 2)
 
 
+def test_fold_time_stacks_consecutive_frames_in_the_channels(config):
+  video = np.arange(2 * 8 * 2 * 2 * 3, dtype=np.float32).reshape(2, 8, 2, 2, 3)
+  folded = np.asarray(fusion.fold_time(jnp.asarray(video), 4))
+  assert folded.shape == (2, 2, 2, 2, 12)
+  for step, j in np.ndindex(2, 4):
+    np.testing.assert_array_equal(folded[:, step, ..., 3 * j:3 * (j + 1)], video[:, 4 * step + j])
+  with pytest.raises(ValueError, match='7 frames are not whole steps of frames_per_step=4'):
+    fusion.fold_time(jnp.zeros((1, 7, 2, 2, 3)), 4)
+
+  def shapes(net, frames):  # (conv1's kernel, the CAM's) of 3 clips of `frames` frames.
+    video = jax.ShapeDtypeStruct((3, frames, SIZE, SIZE, 3), jnp.float32)
+    audio = jax.ShapeDtypeStruct((3, 20 * SPF), jnp.float32)
+    params = jax.eval_shape(net.init, key(0), video, audio)
+    cam = jax.eval_shape(net.apply, params, video, audio)[1]['cam']
+    return params['params']['conv1']['kernel'].shape, cam.shape
+
+  # Every one of 20 frames in, 4 to a step: from conv1 on, the shapes of every 4th frame.
+  kernel, cam = shapes(fusion.SyncNet(**dict(config.model.to_dict(), frames_per_step=4)), 20)
+  strided_kernel, strided_cam = shapes(fusion.SyncNet(**config.model.to_dict()), 5)
+  assert kernel == strided_kernel[:-2] + (12, strided_kernel[-1]) and cam == strided_cam
+
+
 def test_evaluate_scores_each_video_with_both_tracks(task, batch, params):
   """Cross-entropy on logits computed one track at a time, aligned = 1; the logit is the
   CAM's mean (the same projection, before or after pooling)."""
@@ -229,12 +247,11 @@ def test_evaluate_scores_each_video_with_both_tracks(task, batch, params):
 
 def test_expand_of_a_compact_batch_gives_the_float_batch_and_its_loss(config, task, batch,
                                                                       params):
-  """The compact batch (uint8, int16, flags) expanded on the device is the float one
+  """The compact batch (uint8, int16, the shift) expanded on the device is the float one
   preprocess gave before, from the same draws, and so is the loss."""
   rng = np.random.default_rng(0)  # As `make_batch`'s.
   reference = stack([float_preprocess(config.sync, blinking_clip(rng), rng) for _ in range(4)])
   assert batch['video'].dtype == np.uint8 and batch['audio'].dtype == np.int16
-  assert 0 < batch['flip'].sum() < 4  # Both flipped and unflipped clips.
   expanded = jax.jit(task.expand)(batch)
   assert set(expanded) == set(reference)
   for k in reference:
@@ -243,6 +260,34 @@ def test_expand_of_a_compact_batch_gives_the_float_batch_and_its_loss(config, ta
                           reference['audio'])[0]
   np.testing.assert_allclose(jax.jit(task.evaluate)(params, batch)['loss'],  # `loss`'s loss.
                              sync.pair_metrics(logits)[0], rtol=1e-5)
+
+
+def test_random_flip_flips_about_half_the_clips_left_right():
+  video = jnp.asarray(np.random.default_rng(0).normal(size=(64, 2, 4, 6, 3)), jnp.float32)
+  flipped = np.asarray(sync.random_flip(key(1), video))
+  mirrored = np.array([np.array_equal(f, v[:, :, ::-1]) for f, v in zip(flipped, video)])
+  kept = np.array([np.array_equal(f, v) for f, v in zip(flipped, video)])
+  assert (mirrored != kept).all() and 16 < mirrored.sum() < 48
+  np.testing.assert_array_equal(sync.random_flip(key(1), video), flipped)  # Keyed by the rng.
+
+
+def test_only_training_flips_evaluation_sees_the_clips_as_they_are(config, task, batch, params):
+  """`loss` with the step's rng scores `random_flip` of the video (if `flip`); `evaluate`
+  (and `loss` without an rng) the video as preprocessed, the same on every call."""
+  inputs, rng = task.expand(batch), key(3)
+  net_params = {'params': params['sync_net']}
+  logits = task.apply_net(net_params, sync.random_flip(rng, inputs['video']), inputs['audio'])[0]
+  assert not np.array_equal(sync.random_flip(rng, inputs['video']), inputs['video'])
+  np.testing.assert_allclose(jax.jit(task.loss)(params, batch, rng)[0],
+                             sync.pair_metrics(logits)[0], rtol=1e-5)
+  as_is = sync.pair_metrics(task.apply_net(net_params, inputs['video'], inputs['audio'])[0])[0]
+  evaluate = jax.jit(task.evaluate)
+  assert evaluate(params, batch)['loss'] == evaluate(params, batch)['loss']
+  np.testing.assert_allclose(evaluate(params, batch)['loss'], as_is, rtol=1e-5)
+  config = config.copy_and_resolve_references()
+  config.sync.flip = False
+  np.testing.assert_allclose(jax.jit(sync.Sync(config).loss)(params, batch, rng)[0], as_is,
+                             rtol=1e-5)
 
 
 def test_training_on_a_fixed_batch_lowers_the_loss(task, batch, params):
@@ -270,8 +315,7 @@ def test_training_on_a_fixed_batch_lowers_the_loss(task, batch, params):
 def test_visualize_shows_each_frame_beside_its_cam(task, batch, params):
   image = task.visualize(params, batch)
   assert image.dtype == np.uint8 and image.shape == (4 * SIZE, 2 * SIZE, 3)
-  shown = batch['video'][:, batch['video'].shape[1] // 2]
-  middle = np.where(batch['flip'][:, None, None, None], shown[:, :, ::-1], shown)
+  middle = batch['video'][:, batch['video'].shape[1] // 2]
   np.testing.assert_array_equal(image[:SIZE, :SIZE], middle[0])
   assert (image[:, SIZE:, 0].astype(int) >= image[:, :SIZE, 0]).all()  # Tinted red.
 

@@ -43,7 +43,8 @@ def test_fields_shapes_and_dtypes():
       'words': (np.int32, (n,)), 'word_start': (np.int32, (n,)),
       'word_end': (np.int32, (n,)), 'viseme': (np.int32, (t,)),
       'mouth_open': (np.float32, (t,)), 'mouth_box': (np.int32, (t, 4)),
-      'snr_db': (np.float32, ()),
+      'neutral_frame': (np.uint8, (hw, hw, 3)), 'neutral_mouth_box': (np.int32, (4,)),
+      'eyes_box': (np.int32, (t, 4)), 'snr_db': (np.float32, ()),
   }
   assert set(clip) == set(expected)
   for k, (dtype, shape) in expected.items():
@@ -183,13 +184,12 @@ def _face_geometry(box):
 
 
 def _expression_features(clip):
-  """Brow/eye and mouth regions, located via the mouth box, normalised."""
+  """Brow/eye and mouth regions, located by their boxes, normalised."""
   feats = []
-  for frame, box in zip(clip['video'].astype(np.float64), clip['mouth_box']):
-    my, mx, unit = _face_geometry(box)
+  for frame, eyes, box in zip(clip['video'].astype(np.float64), clip['eyes_box'],
+                              clip['mouth_box']):
     gray = frame.mean(-1)
-    upper = _patch(gray, my - 0.45 * unit, my - 0.2 * unit,
-                   mx - 0.22 * unit, mx + 0.22 * unit)
+    upper = _patch(gray, eyes[0], eyes[2], eyes[1], eyes[3])
     mouth = _patch(gray, box[0], box[2], box[1], box[3], (4, 6))
     feats.append(np.concatenate([(upper / (upper.mean() + 1)).ravel(),
                                  (mouth / (mouth.mean() + 1)).ravel()]))

@@ -204,6 +204,9 @@ def test_export_then_load_encoder_gives_identical_features(reference_run, tmp_pa
   expected, _ = module.apply({'params': trained}, inputs)
   features, _ = apply(params, inputs)
   np.testing.assert_array_equal(np.asarray(features), np.asarray(expected))
+  padded = np.concatenate([inputs, np.zeros_like(inputs)], 1)  # Each clip, then 5 silent frames.
+  features, _ = apply(params, padded, lengths=np.array([5, 5]))
+  np.testing.assert_allclose(np.asarray(features)[:, :5], expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize('overrides, message', [

@@ -9,6 +9,8 @@ the task's `preprocess(example, rng)`, the rng keyed by the seed and the
 example's global position; each host (`jax.process_index()` of
 `jax.process_count()`) makes its own rows of every global batch. Same seed, same
 global batches, on one host or several, with or without worker processes.
+`crops_per_clip` > 1 preprocesses each record read that many times, for rows
+next to each other in a batch: reading and decoding cost that much less per row.
 Only the features a task reads are decoded; each worker process makes one batch
 at a time, into shared memory, and keeps `prefetch_buffer` ready.
 """
@@ -243,14 +245,30 @@ def _naming_the_file(preprocess, example, rng):
     raise ValueError(f'{bytes(example["path"]).decode()}: {e}') from e
 
 
-def train_dataset(source, preprocess, batch_size, seed, process_index=0, process_count=1):
+def train_dataset(source, preprocess, batch_size, seed, process_index=0, process_count=1,
+                  crops_per_clip=1):
   """An endless, per-epoch reshuffled, preprocessed MapDataset of this host's
   `batch_size` share of each global batch (`_host_slice`). The order and each
   example's preprocessing rng depend on the seed and the example's global position
-  only: hosts draw differently, and N hosts make the global batches one host does."""
+  only: hosts draw differently, and N hosts make the global batches one host does.
+
+  With `crops_per_clip` = k > 1, each record is preprocessed k times (`_crops`), as
+  k consecutive rows of a batch: a batch holds `batch_size / k` records, its rows
+  correlated in groups of k, and the records read and decoded per row are 1/k: a
+  shuffled pass over the records gives k rows of each.
+  """
   ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat()
-  ds = ds.random_map(functools.partial(_naming_the_file, preprocess))
-  return _host_slice(batch(ds, batch_size), process_index, process_count)
+  if crops_per_clip == 1:
+    ds = ds.random_map(functools.partial(_naming_the_file, preprocess))
+  else:
+    ds = ds.random_map(functools.partial(_crops, preprocess, crops_per_clip))
+  return _host_slice(batch(ds, batch_size, crops_per_clip), process_index, process_count)
+
+
+def _crops(preprocess, count, example, rng):
+  """`count` preprocessings of one `example` (`_naming_the_file`), as a tuple: crop c
+  draws from `rng`, the example's, where crop c - 1 left it."""
+  return tuple(_naming_the_file(preprocess, example, rng) for _ in range(count))
 
 
 def eval_dataset(source, preprocess, batch_size, seed, process_index=0, process_count=1):
@@ -261,43 +279,49 @@ def eval_dataset(source, preprocess, batch_size, seed, process_index=0, process_
   return _host_slice(batch(ds, batch_size), process_index, process_count)
 
 
-def batch(ds, batch_size):
+def batch(ds, batch_size, rows_per_element=1):
   """`ds` in batches of `batch_size` consecutive elements, each leaf an array with a
   new leading axis, as `MapDataset.batch(batch_size, drop_remainder=True)` makes
   them; but each element is copied into its row as soon as it is made, so making a
   batch holds the batch and one element, not every element (and the decoded records
-  they are views of) and then their stack."""
-  return _Batch(ds, batch_size)
+  they are views of) and then their stack. With `rows_per_element` = k > 1, each
+  element is a tuple of k rows (`_crops`), and a batch `batch_size / k` elements."""
+  if batch_size % rows_per_element:
+    raise ValueError(f'data.crops_per_clip={rows_per_element} does not divide the batch of '
+                     f'{batch_size} examples (per host)')
+  return _Batch(ds, batch_size, rows_per_element)
 
 
 class _Batch(grain.MapDataset):
   """See `batch`."""
 
-  def __init__(self, parent, batch_size):
+  def __init__(self, parent, batch_size, rows_per_element):
     super().__init__(parent)
-    self._batch_size = batch_size
+    self._batch_size, self._rows_per_element = batch_size, rows_per_element
 
   def __len__(self):
-    return len(self._parent) // self._batch_size
+    return len(self._parent) * self._rows_per_element // self._batch_size
 
   def __str__(self):
-    return f'Batch(batch_size={self._batch_size})'
+    return f'Batch(batch_size={self._batch_size}, rows_per_element={self._rows_per_element})'
 
   def __getitem__(self, index):
     if isinstance(index, slice):
       return self.slice(index)
     epoch, index = divmod(index, len(self))  # Each epoch batched on its own, as Grain's.
-    start = epoch * len(self._parent) + index * self._batch_size
+    k = self._rows_per_element
+    start = epoch * len(self._parent) + index * self._batch_size // k
     first = self._parent[start]
-    paths_and_leaves, treedef = jax.tree_util.tree_flatten_with_path(first)
+    paths_and_leaves, treedef = jax.tree_util.tree_flatten_with_path(first[0] if k > 1 else first)
     paths = [jax.tree_util.keystr(path) for path, _ in paths_and_leaves]
     rows = [_batch_array((self._batch_size, *np.shape(x)), np.asarray(x).dtype)
             for _, x in paths_and_leaves]
     try:
-      for i in range(self._batch_size):
-        element = first if i == 0 else self._parent[start + i]
-        for path, row, value in zip(paths, rows, treedef.flatten_up_to(element), strict=True):
-          _put_row(row, i, value, path)
+      for j in range(self._batch_size // k):
+        element = first if j == 0 else self._parent[start + j]
+        for i, example in enumerate(element if k > 1 else (element,), j * k):
+          for path, row, value in zip(paths, rows, treedef.flatten_up_to(example), strict=True):
+            _put_row(row, i, value, path)
     except BaseException:
       for row in rows:
         if isinstance(row, SharedMemoryArray):

@@ -5,12 +5,20 @@ r"""Runs an evaluation suite: pretrains what it needs, exports, probes, writes r
       --data_dir=/tmp/tfds --methods=mfcc,random,recon
   python -m avjax.evaluate --suite=sync --workdir=/tmp/sync_suite --methods=localisation
   python -m avjax.evaluate --suite=speaker --workdir=/tmp/speaker_suite
+  python -m avjax.evaluate --suite=speech --workdir=/tmp/speech --seeds=3
   python -m avjax.evaluate --suite=speaker --workdir=/tmp/speaker_suite --docs=docs/speaker.md
 
-writes WORKDIR/results.json ({"rows": [...], ...}), results.md and PNG plots. A
-rerun in the same workdir resumes each pretraining run from its checkpoint.
-With --docs=PAGE nothing runs: WORKDIR/results.json's tables replace the text
-between PAGE's `<!-- avjax:results SUITE -->` and `<!-- /avjax:results -->`.
+runs the suite once per seed K of --first_seed .. --first_seed + --seeds - 1 in
+WORKDIR/seed_K (its training runs, exports and results.json with rows of seed K:
+every training run, probe, label subset, test noise and random baseline of the
+seed takes K), then writes WORKDIR/results.json (every seed's rows), results.md
+(each cell the mean ± standard error over the seeds) and PNG plots. A rerun in
+the same workdir reuses each seed that finished with the same settings
+(seed_K/finished.json) and resumes the others' training runs from their
+checkpoints, so --seeds=5 after --seeds=3 runs seeds 3 and 4 only. A workdir
+of a run before seeds has its runs moved into seed_0. With --docs=PAGE nothing
+runs: WORKDIR/results.json's tables replace the text between PAGE's
+`<!-- avjax:results SUITE -->` and `<!-- /avjax:results -->`.
 """
 
 import sys
@@ -43,6 +51,9 @@ _PRETRAIN_DATA = flags.DEFINE_string(
 _PRETRAIN_MANUAL_DIR = flags.DEFINE_string('pretrain_manual_dir', '', 'Its local copy.')
 _METHODS = flags.DEFINE_list('methods', None, "Methods (speech), applications (sync) or "
                              "disentangle variants (speaker) to run (default: the preset's).")
+_SEEDS = flags.DEFINE_integer('seeds', 1, 'How many seeds to run (and aggregate).',
+                              lower_bound=1)
+_FIRST_SEED = flags.DEFINE_integer('first_seed', 0, 'The first of them.', lower_bound=0)
 _DOCS = flags.DEFINE_string(
     'docs', '', "A markdown page (docs/SUITE.md): instead of running the suite, write "
     "WORKDIR/results.json's tables into it between its avjax:results SUITE markers.")
@@ -69,11 +80,13 @@ def main(argv):
                                                   _PRETRAIN_MANUAL_DIR.value))
     if _METHODS.value is not None:
       config.methods = tuple(_METHODS.value)
-    rows = suite.run(config, _WORKDIR.value)
+    seeds = range(_FIRST_SEED.value, _FIRST_SEED.value + _SEEDS.value)
+    rows = runs.run_seeds(suite.run, config, _WORKDIR.value, seeds, suite.RUN_DIRS)
   except (ValueError, OSError, FloatingPointError) as e:
     logging.debug('traceback of the error below', exc_info=True)  # --verbosity=1
     sys.exit(f'avjax.evaluate: error: {e}')
-  print(f'wrote {len(rows)} results to {_WORKDIR.value}/results.json and results.md')
+  print(f'wrote {len(rows)} results of {_SEEDS.value} seeds to {_WORKDIR.value}/results.json '
+        'and results.md')
 
 
 if __name__ == '__main__':

@@ -10,6 +10,8 @@ dataset without what is read is a one-line ValueError naming it and the
 missing split or feature, raised before any training.
 """
 
+import functools
+
 import numpy as np
 
 from avjax import tasks
@@ -40,21 +42,23 @@ def check_features(data_config, features, use):
 
 def check_preprocess(method, use):
   """ValueError if `method.task`'s preprocess reads a feature that the first example of
-  `method.data`'s train split lacks (a ValueError of the example's own propagates:
-  training would stop on it too)."""
+  `method.data`'s train split lacks, that example read as training reads it
+  (`tasks.data_source`: a task's join raises its own ValueError for a dataset without
+  what it joins by); a ValueError of the example's own propagates: training would
+  stop on it too."""
   data = method.data
-  example = pipeline.load_source(data, data.train_split)[0]
   task = tasks.TASKS[method.task](method)
+  load = functools.partial(pipeline.load_source, data, data.train_split)
+  example = tasks.data_source(task, load, data, method.seed)[0]
   try:
     task.preprocess(example, np.random.default_rng(method.seed))
   except KeyError as e:
-    key = e.args[0] if e.args else None
-    if not isinstance(key, str) or key in example:
+    key, info = e.args[0] if e.args else None, pipeline.unprepared_builder(data).info
+    if not isinstance(key, str) or key in example or key in info.features:
       raise
     raise ValueError(
-        f'dataset {pipeline.unprepared_builder(data).info.full_name} lacks the feature '
-        f'{key!r}, needed by {use} (task {method.task}); its features are '
-        f'{sorted(example)}') from e
+        f'dataset {info.full_name} lacks the feature {key!r}, needed by {use} (task '
+        f'{method.task}); its features are {sorted(info.features)}') from e
 
 
 def check_run(method, use, splits=()):

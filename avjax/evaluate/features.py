@@ -38,15 +38,17 @@ def windows(encoder, waveforms):
 def encode(features_fn, params, inputs, batch_size=64):
   """`features_fn(params, x) -> [B, T, D]` over `inputs` [N, ...] in batches, as numpy.
 
-  The last batch is padded to `batch_size`, so a jitted `features_fn`
-  compiles once.
+  `inputs` may be a tuple of arrays [N, ...], batched alike (e.g. an
+  `AudioEncoder`'s windows and each clip's length in frames). The last batch
+  is padded to `batch_size` with zeros, so a jitted `features_fn` compiles once.
   """
+  pad = lambda a: np.concatenate([a, np.zeros((batch_size - len(a),) + a.shape[1:], a.dtype)])
+  num = len(jax.tree.leaves(inputs)[0])
   out = []
-  for start in range(0, len(inputs), batch_size):
-    batch = inputs[start:start + batch_size]
-    pad = batch_size - len(batch)
-    padded = np.concatenate([batch, np.zeros((pad,) + batch.shape[1:], batch.dtype)])
-    out.append(np.asarray(jax.device_get(features_fn(params, padded)))[:len(batch)])
+  for start in range(0, num, batch_size):
+    batch = jax.tree.map(lambda a: pad(np.asarray(a)[start:start + batch_size]), inputs)
+    size = min(batch_size, num - start)
+    out.append(np.asarray(jax.device_get(features_fn(params, batch)))[:size])
   return np.concatenate(out)
 
 

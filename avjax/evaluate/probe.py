@@ -7,7 +7,9 @@
   predictions = probe.predict(params, test_inputs, test)
 
 `inputs` hold one entry per clip: features [N, T, D] when frozen, the
-encoder's inputs [N, T, W] when fine-tuning. `Examples` say which clip and
+encoder's inputs [N, T, W] when fine-tuning, or a tuple of arrays [N, ...]
+that `encoder_apply` takes as its second argument (e.g. windows and each
+clip's length, for clips padded to one length). `Examples` say which clip and
 which of its frames each example reads, and its target: a class per example
 ('classify': cross-entropy on the mean of the head's GRU outputs) or
 per-frame values ('regress': loss 1 - CCC over the batch's valid frames,
@@ -99,7 +101,7 @@ class Probe:
     self._outputs_jit = jax.jit(self._outputs)
 
   def _features(self, params, inputs, clip):
-    x = inputs[clip]
+    x = jax.tree.map(lambda a: a[clip], inputs)
     if self._encoder_apply is not None:
       x = self._encoder_apply(params['encoder'], x)[0]
     return x
@@ -111,7 +113,8 @@ class Probe:
   def init(self, seed, inputs, encoder_params=None):
     """Head parameters (and the encoder's, when fine-tuning) for these inputs."""
     params = {} if encoder_params is None else {'encoder': encoder_params}
-    x = self._features(params, jnp.asarray(inputs[:1]), jnp.zeros(1, jnp.int32))
+    first = jax.tree.map(lambda a: jnp.asarray(a[:1]), inputs)
+    x = self._features(params, first, jnp.zeros(1, jnp.int32))
     head = self.head.init(jax.random.key(seed), x, jnp.full(1, x.shape[1]))['params']
     return {**params, 'head': head}
 
@@ -132,7 +135,7 @@ class Probe:
     """Trains from `params`; returns (the best parameters on `val`, their score)."""
     config = self.config
     rng = np.random.default_rng(seed)
-    train_inputs = jnp.asarray(train_inputs)
+    train_inputs = jax.tree.map(jnp.asarray, train_inputs)
     opt_state = self.tx.init(params)
     best, best_score, waited = params, -np.inf, 0
     for step in range(1, config.steps + 1):
@@ -152,7 +155,7 @@ class Probe:
   def predict(self, params, inputs, examples):
     """Classes [N] ('classify') or per-frame outputs [N, L, K] ('regress')."""
     size = self.config.eval_batch_size
-    inputs = jnp.asarray(inputs)
+    inputs = jax.tree.map(jnp.asarray, inputs)
     out = []
     for start in range(0, len(examples), size):
       rows = np.arange(start, min(start + size, len(examples)))

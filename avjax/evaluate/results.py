@@ -2,29 +2,109 @@
 the tables written into a docs page between marker comments.
 
 A row is one measured number, a dict with at least `method`, `mode`
-('frozen' / 'finetune'), `task`, `metric`, `value` and the condition keys
+('frozen' / 'finetune'), `task`, `metric`, `value`, the condition keys
 `snr_db` (None: clean audio) and `label_fraction` (of the train split's
-labels). Tables and plots vary one condition at a time, the others staying at
-their `reference` value (e.g. clean audio, all labels).
+labels), and the `seed` of the suite run that measured it. The rows of one
+cell (method, mode, task, metric and conditions) over seeds are summarised by
+their mean, the standard error of that mean (sample standard deviation over
+sqrt(n)) and their number n. Tables and plots vary one condition at a time,
+the others staying at their `reference` value (e.g. clean audio, all labels).
+
+`compare` tells a gap between two cells from noise: the difference of their
+values is taken seed by seed over the seeds both have (paired: within a seed
+both cells share the label subsets, test noise and probe initialisation, so
+the pairing removes what they share), and a gap is called only when the mean
+difference exceeds twice its standard error (with 2 or more seeds; with 3
+seeds a t statistic of 2 on 2 degrees of freedom, about 82% two-sided
+confidence: a loose bar, and none at all with one seed).
 """
 
 import json
 import math
 import os
+from typing import NamedTuple
 
-REQUIRED = ('method', 'mode', 'task', 'metric', 'value', 'snr_db', 'label_fraction')
+import numpy as np
+
+REQUIRED = ('method', 'mode', 'task', 'metric', 'value', 'snr_db', 'label_fraction', 'seed')
 CONDITIONS = ('snr_db', 'label_fraction')
+CELL = ('method', 'mode', 'task', 'metric') + CONDITIONS  # What a row's seeds share.
 _AXIS_TITLES = {'snr_db': 'test SNR', 'label_fraction': 'training labels'}
+_KEYS = ('rows', 'reference', 'by_task', 'notes', 'title', 'images', 'comparisons')
+
+
+class Stats(NamedTuple):
+  """A cell's values over seeds: mean, standard error of the mean (nan for one), n."""
+  mean: float
+  se: float
+  n: int
+
+
+class Comparison(NamedTuple):
+  """Cell a minus cell b, paired over the seeds both have (`compare`)."""
+  difference: float
+  se: float
+  n: int
+  gap: bool
+
+
+def with_seed(rows, seed):
+  """The rows, each marked with the `seed` of the suite run that measured it."""
+  return [dict(row, seed=seed) for row in rows]
+
+
+def cell(row):
+  """The key of a row's cell: its CELL values."""
+  return tuple(row[k] for k in CELL)
 
 
 def check_rows(rows):
-  """Raises ValueError on a row missing a required key or with a non-finite value."""
+  """Raises ValueError on a row missing a required key, with a non-finite value, or
+  repeating another's cell and seed."""
+  seen = set()
   for row in rows:
     missing = [k for k in REQUIRED if k not in row]
     if missing:
       raise ValueError(f'result row {row} lacks {missing}')
     if not math.isfinite(row['value']):
       raise ValueError(f'result row {row} has a non-finite value')
+    if (cell(row), row['seed']) in seen:
+      raise ValueError(f'result row {row} repeats the cell of another row of seed {row["seed"]}')
+    seen.add((cell(row), row['seed']))
+
+
+def seeds(rows):
+  """The seeds the rows were measured with, sorted."""
+  return sorted({row['seed'] for row in rows})
+
+
+def by_cell(rows):
+  """{cell key: {seed: value}}."""
+  cells = {}
+  for row in rows:
+    cells.setdefault(cell(row), {})[row['seed']] = row['value']
+  return cells
+
+
+def stats(values):
+  """`Stats` of a cell's values over seeds."""
+  values = np.asarray(values, np.float64)
+  se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+  return Stats(float(values.mean()), float(se), len(values))
+
+
+def compare(rows, a, b):
+  """`Comparison` of cell `a` minus cell `b` ({CELL key: value} each), paired over the
+  seeds both have; `gap` when n >= 2 and |difference| > 2 SE (module docstring)."""
+  cells = by_cell(rows)
+  first, second = cells.get(cell(a), {}), cells.get(cell(b), {})
+  shared = sorted(set(first) & set(second))
+  if not shared:
+    raise ValueError(f'no seed has both cells {dict(zip(CELL, cell(a)))} and '
+                     f'{dict(zip(CELL, cell(b)))}')
+  difference = stats([first[s] - second[s] for s in shared])
+  gap = difference.n > 1 and abs(difference.mean) > 2 * difference.se
+  return Comparison(difference.mean, difference.se, difference.n, gap)
 
 
 def condition_label(key, value):
@@ -48,8 +128,8 @@ def _values(rows, key):
 
 
 def _index(rows):
-  return {(r['method'], r['mode'], r['task'], r['metric'], *(r[k] for k in CONDITIONS)):
-          r['value'] for r in rows}
+  """{cell key: `Stats`}."""
+  return {key: stats(list(values.values())) for key, values in by_cell(rows).items()}
 
 
 def _get(index, method_mode, task_metric, conditions):
@@ -61,20 +141,75 @@ def _table(header, body):
   return lines + ['| ' + ' | '.join(row) + ' |' for row in body]
 
 
-def _format(value):
-  return '-' if value is None else f'{value:.3f}'
+def _format(cell_stats, num_seeds=1):
+  """'0.500' (one seed), '0.500 ± 0.012' (mean ± SE), with ' (n=2)' where fewer than
+  `num_seeds` seeds have the cell; '-' for none."""
+  if cell_stats is None:
+    return '-'
+  text = f'{cell_stats.mean:.3f}'
+  if cell_stats.n > 1:
+    text += f' ± {cell_stats.se:.3f}'
+  return text + (f' (n={cell_stats.n})' if cell_stats.n < num_seeds else '')
 
 
-def tables(rows, reference, by_task=False, level=2):
+def _format_difference(comparison):
+  """'+0.012 ± 0.010', in bold where it is a gap."""
+  if comparison.n < 2:
+    return f'{comparison.difference:+.3f} (n=1)'
+  text = f'{comparison.difference:+.3f} ± {comparison.se:.3f}'
+  return f'**{text}**' if comparison.gap else text
+
+
+def _seed_text(seed_list):
+  return ', '.join(map(str, seed_list))
+
+
+def comparison_lines(rows, reference, comparisons, by_task=False, level=2):
+  """Markdown lines: a table of the `comparisons` ((method, mode) pairs, first minus
+  second) on each task and metric both have at the reference conditions (a table per
+  task with `by_task`); none with fewer than two seeds."""
+  if len(seeds(rows)) < 2 or not comparisons:
+    return []
+  index = by_cell(rows)
+  task_metrics = _unique((r['task'], r['metric']) for r in rows)
+  key = lambda mm, tm: dict(zip(CELL, (*mm, *tm, *(reference[k] for k in CONDITIONS))))
+  has = lambda mm, tm: cell(key(mm, tm)) in index
+  lines = ['', f'{"#" * level} Comparisons', '',
+           'Differences at the reference conditions, first minus second, paired over the '
+           'seeds both have: mean ± standard error; **bold**: a gap, |difference| > 2 SE.']
+  for task in (_unique(r['task'] for r in rows) if by_task else [None]):
+    metrics = [tm for tm in task_metrics if task in (None, tm[0])]
+    pairs = [(a, b) for a, b in comparisons
+             if any(has(a, tm) and has(b, tm) for tm in metrics)]
+    if not pairs:
+      continue
+    body = [[f'{a[0]} ({a[1]}) - {b[0]} ({b[1]})'] + [
+        _format_difference(compare(rows, key(a, tm), key(b, tm)))
+        if has(a, tm) and has(b, tm) else '-' for tm in metrics] for a, b in pairs]
+    lines += [''] + ([f'{"#" * (level + 1)} {task}', ''] if task else [])
+    lines += _table(['comparison'] + [f'{t} {m}' if task is None else m for t, m in metrics],
+                    body)
+  return lines
+
+
+def tables(rows, reference, by_task=False, level=2, comparisons=()):
   """Markdown lines: the scores at the reference conditions (one table, or with
-  `by_task` one per task of the methods it has), then a table per task and
-  metric with each condition that varies varied in turn; headings at `level`."""
+  `by_task` one per task of the methods it has), the `comparisons`
+  (`comparison_lines`), then a table per task and metric with each condition that
+  varies varied in turn; headings at `level`. With several seeds a cell is its
+  mean ± standard error over them."""
   index = _index(rows)
+  seed_list = seeds(rows)
+  num_seeds = len(seed_list)
+  cell_text = lambda mm, tm, conditions: _format(_get(index, mm, tm, conditions), num_seeds)
   heading = '#' * level
   task_metrics = _unique((r['task'], r['metric']) for r in rows)
   ref_text = ', '.join(f'{_AXIS_TITLES.get(k, k)} {condition_label(k, v)}'
                        for k, v in reference.items())
   lines = [f'Test scores at {ref_text} unless a column says otherwise.']
+  if num_seeds > 1:
+    lines[0] += (f' Each cell: mean ± standard error over {num_seeds} seeds '
+                 f'({_seed_text(seed_list)}), (n=K) where only K of them have it.')
   groups = _unique(r['task'] for r in rows) if by_task else [None]
   for task in groups:
     selected = [r for r in rows if task in (None, r['task'])]
@@ -82,31 +217,34 @@ def tables(rows, reference, by_task=False, level=2):
     header = [f'{t} {m}' if task is None else m for t, m in metrics]
     lines += [''] + ([f'{heading} {task}', ''] if task else [])
     lines += _table(['method', 'mode'] + header,
-                    [[*mm] + [_format(_get(index, mm, tm, reference)) for tm in metrics]
+                    [[*mm] + [cell_text(mm, tm, reference) for tm in metrics]
                      for mm in _unique((r['method'], r['mode']) for r in selected)])
+  lines += comparison_lines(rows, reference, comparisons, by_task, level)
   for tm in task_metrics:
     selected = [r for r in rows if (r['task'], r['metric']) == tm]
     columns = [(k, v) for k in CONDITIONS if len(_values(selected, k)) > 1
                for v in _values(selected, k)]
     if not columns:
       continue
-    body = [[*mm] + [_format(_get(index, mm, tm, {**reference, k: v})) for k, v in columns]
+    body = [[*mm] + [cell_text(mm, tm, {**reference, k: v}) for k, v in columns]
             for mm in _unique((r['method'], r['mode']) for r in selected)]
     lines += ['', f'{heading} {tm[0]} {tm[1]}', '']
     lines += _table(['method', 'mode'] + [condition_label(k, v) for k, v in columns], body)
   return lines
 
 
-def markdown(rows, reference, title='Results', notes='', images=(), by_task=False):
+def markdown(rows, reference, title='Results', notes='', images=(), by_task=False,
+             comparisons=()):
   """results.md: the title, `notes`, the `tables` and the `images`."""
   lines = [f'# {title}', ''] + ([notes, ''] if notes else [])
-  lines += tables(rows, reference, by_task)
+  lines += tables(rows, reference, by_task, comparisons=comparisons)
   lines += [''] + [f'![{name}]({name})' for name in images]
   return '\n'.join(lines) + '\n'
 
 
 def plot(rows, reference, key, path):
-  """Score against condition `key`, a panel per task and metric, a line per method; a PNG."""
+  """Score against condition `key`, a panel per task and metric, a line per method (the
+  mean over seeds, with standard-error bars where there are several); a PNG."""
   import matplotlib  # Imported here: only plotting needs it.
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt
@@ -121,11 +259,14 @@ def plot(rows, reference, key, path):
   for ax, tm in zip(axes.flat, task_metrics):
     for mm in _unique((r['method'], r['mode']) for r in rows):
       points = [(i, _get(index, mm, tm, {**reference, key: v})) for i, v in enumerate(values)]
-      points = [(i, y) for i, y in points if y is not None]
+      points = [(i, s) for i, s in points if s is not None]
       if points:
-        line, = ax.plot(*zip(*points), marker='o', color=f'C{methods.index(mm[0]) % 10}',
-                        linestyle='-' if mm[1] == 'frozen' else '--')
-        legend.setdefault(f'{mm[0]} ({mm[1]})', line)
+        x, y = [i for i, _ in points], [s.mean for _, s in points]
+        errors = [0.0 if s.n < 2 else s.se for _, s in points]
+        drawn = ax.errorbar(x, y, yerr=errors if any(errors) else None, marker='o', capsize=3,
+                            color=f'C{methods.index(mm[0]) % 10}',
+                            linestyle='-' if mm[1] == 'frozen' else '--')
+        legend.setdefault(f'{mm[0]} ({mm[1]})', drawn.lines[0])
     ax.set_xticks(range(len(values)), [condition_label(key, v) for v in values])
     ax.set(title=f'{tm[0]} {tm[1]}', xlabel=_AXIS_TITLES.get(key, key))
     ax.grid(alpha=0.3)
@@ -138,20 +279,29 @@ def plot(rows, reference, key, path):
   plt.close(fig)
 
 
-def write(workdir, rows, reference, title='Results', notes='', by_task=False, images=()):
+def comparison_pairs(comparisons):
+  """Comparisons as results.json holds them (lists) -> ((method, mode), (method, mode))."""
+  return [(tuple(a), tuple(b)) for a, b in comparisons]
+
+
+def write(workdir, rows, reference, title='Results', notes='', by_task=False, images=(),
+          comparisons=()):
   """Writes WORKDIR/results.json (the rows and how to tabulate them), results.md
-  and a PNG per condition that varies; `images` (names under WORKDIR) are shown
-  in results.md too."""
+  and a PNG per condition that varies; `images` (paths under WORKDIR) are shown in
+  results.md too; `comparisons` ((method, mode) pairs) are tabulated with 2+ seeds."""
   check_rows(rows)
+  comparisons = [[list(a), list(b)] for a, b in comparisons]
   with open(os.path.join(workdir, 'results.json'), 'w') as f:
-    json.dump(dict(rows=rows, reference=reference, by_task=by_task, notes=notes), f, indent=1)
+    json.dump(dict(rows=rows, reference=reference, by_task=by_task, notes=notes, title=title,
+                   images=list(images), comparisons=comparisons), f, indent=1)
   images = list(images)
   for key in CONDITIONS:
     if len(_values(rows, key)) > 1:
       images.append(f'score_vs_{key}.png')
       plot(rows, reference, key, os.path.join(workdir, images[-1]))
   with open(os.path.join(workdir, 'results.md'), 'w') as f:
-    f.write(markdown(rows, reference, title, notes, images, by_task))
+    f.write(markdown(rows, reference, title, notes, images, by_task,
+                     comparison_pairs(comparisons)))
 
 
 def read(workdir):
@@ -161,10 +311,13 @@ def read(workdir):
     raise ValueError(f'{path}: not found; run the suite with this --workdir first')
   with open(path) as f:
     results = json.load(f)
-  missing = [k for k in ('rows', 'reference', 'by_task', 'notes') if k not in results]
+  missing = [k for k in _KEYS if k not in results]
   if missing:
     raise ValueError(f'{path} lacks {missing} (an older format); rerun the suite to rewrite it')
-  check_rows(results['rows'])
+  try:
+    check_rows(results['rows'])
+  except ValueError as e:
+    raise ValueError(f'{path}: {e}; rerun the suite to rewrite it') from e
   return results
 
 
@@ -182,7 +335,8 @@ def docs_block(results, name):
   """`name`'s block for a docs page: its markers around the notes and `tables` of
   `results` (as `read` returns them), headings under the page's sections."""
   notes = [results['notes'], ''] if results['notes'] else []
-  lines = tables(results['rows'], results['reference'], results['by_task'], level=3)
+  lines = tables(results['rows'], results['reference'], results['by_task'], level=3,
+                 comparisons=comparison_pairs(results['comparisons']))
   return '\n'.join([marker(name), ''] + notes + lines + ['', MARKER_END])
 
 

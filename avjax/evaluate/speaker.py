@@ -53,6 +53,14 @@ naming it (none is dropped, so the scored trials stay the builder's).
 Plots: det.png (DET curves of the identity heads), projection.png (the test
 utterances' identity embeddings of `projected` methods, PCA to 2-D, coloured
 by speaker).
+
+Seeds: `run` is one seed, `config.seed`, which every training run takes
+(pretraining and fine-tuning, through `runs.run_config`: initialisation, data
+order, label subsets), as do the random network and the probes' subsets;
+`python -m avjax.evaluate --seeds=N` runs N of them (`runs.run_seeds`).
+results.md compares (`results.compare`, with 2+ seeds) each variant with the
+random network, `disentangle` with `both`, and each fine-tuned variant with
+`supervised`.
 """
 
 import os
@@ -79,6 +87,7 @@ VERIFICATION_FEATURES = ('audio', 'speaker', 'track')  # Trials, identification,
 PRETRAIN_FEATURES = ('audio', 'video', 'track')  # Faces matched to voices within a track.
 FRAMEWISE = ('viseme', 'words', 'word_start', 'word_end')  # The viseme and word probes'.
 SPLITS = ('train', 'validation', 'test')  # Probes fitted on train; verification on test.
+RUN_DIRS = ('pretrain', 'encoders', 'speaker')  # What `run` writes under its workdir.
 
 
 def get_config(preset='default'):
@@ -497,6 +506,15 @@ def _notes(config, steps, content_probes, trials_dropped):
           f'class.{skipped}')
 
 
+def comparisons(config):
+  """The (method, mode) pairs results.md compares (module docstring)."""
+  pairs = [((v, 'frozen'), ('random', 'baseline')) for v in config.methods]
+  if {'both', 'disentangle'} <= set(config.methods):
+    pairs.append((('disentangle', 'frozen'), ('both', 'frozen')))
+  return pairs + [((f'{v}+finetune', 'finetune'), (SUPERVISED, 'finetune'))
+                  for v in config.finetune_from if v in config.methods]
+
+
 def load_data(config):
   """{split: `load_split`}: test whole, with waveforms; train and validation (the probes')
   at most `max_probe_utterances` each."""
@@ -537,8 +555,9 @@ def run(config, workdir):
       plot_det(curves, os.path.join(workdir, 'det.png'))
     if projected:
       plot_projection(projected, test['speaker'], os.path.join(workdir, 'projection.png'))
-    results.write(workdir, rows, reference=dict(snr_db=None, label_fraction=1.0),
-                  title='Speaker suite', by_task=True,
+    results.write(workdir, results.with_seed(rows, config.seed),
+                  reference=dict(snr_db=None, label_fraction=1.0), title='Speaker suite',
+                  by_task=True, comparisons=comparisons(config),
                   notes=_notes(config, steps, 'viseme' in test, trials_dropped),
                   images=[n for n, c in (('det.png', curves), ('projection.png', projected)) if c])
 
@@ -566,4 +585,4 @@ def run(config, workdir):
       score(name, 'finetune', task.encoder, params['speaker_encoder'], fraction,
             heads=('identity',))
       write()
-  return rows
+  return results.with_seed(rows, config.seed)

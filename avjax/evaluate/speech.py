@@ -10,7 +10,8 @@ avsynth/heads), pretrained methods train on `config.pretrain_data`
 `tiny`), through `runs.run_config`. Clips of real datasets vary in length: a
 split's waveforms are zero-padded to its longest clip (clips longer than
 `config.max_clip_frames`, when set, are cropped to it), and each example reads
-its own clip's frames only.
+its own clip's frames only; encoders are given each clip's length, so the
+padding changes none of its features.
 
 Methods (`config.methods`, or --methods):
 * `mfcc`, `logmel`: hand-crafted features (frozen; log-mel is off by default);
@@ -39,6 +40,24 @@ each head trains once per method, task and fraction). Fine-tuning, which
 costs far more, runs for `config.finetune` methods on the fine-tuned tasks x
 `config.finetune_fractions` only (default: supervised, recon and multitask on
 emotion at every fraction, on avsynth).
+
+Loudness: encoders standardise each waveform, which removes its level, while
+MFCCs keep it in c0, and emotions differ in loudness (anger louder, sadness
+softer). So that a score that comes from loudness alone shows as such, the
+emotion probe (frozen) also runs on `energy` (each clip's log mean power over
+its own samples, alone), `M+energy` (each frozen encoder's features, random
+included, with that log energy appended as one more dimension on every frame,
+standardised like the features) and `mfcc-c0` (MFCCs without c0), at
+`config.loudness_fractions` of the labels (default 100% only: a head per
+method, cheap beside the rest) and, as every frozen row, clean and at each
+SNR (the energy of the noisy clip). () leaves these rows out.
+
+Seeds: `run` is one seed, `config.seed`, which every run it makes takes
+(pretraining through `method_config`, probes, label subsets, test noise, the
+random encoder); `python -m avjax.evaluate --seeds=N` runs N of them
+(`runs.run_seeds`). results.md compares (`results.compare`, with 2+ seeds)
+each pretrained method with `random` and `mfcc`, each `M+energy` with `M`,
+`mfcc` with `mfcc-c0`, and each fine-tuned method with `supervised`.
 """
 
 import dataclasses
@@ -74,6 +93,8 @@ TASKS = {
 }
 PRESETS = ('default', 'tiny')
 SPLITS = ('train', 'validation', 'test')  # What each head trains on, is selected on, scored on.
+RUN_DIRS = ('pretrain', 'encoders')  # What `run` writes under its workdir besides results.
+ENERGY = 'energy'  # The loudness rows' method: each clip's log energy alone.
 _SPF = ops.SAMPLES_PER_FRAME
 
 
@@ -95,6 +116,7 @@ def get_config(preset='default'):
   config.snrs_db = (20.0, 10.0, 5.0, 0.0)  # Besides clean.
   config.finetune_tasks = ()  # (): emotion where it runs, else the first task that runs.
   config.finetune_fractions = (0.01, 0.1, 1.0)
+  config.loudness_fractions = (1.0,)  # Of the loudness rows (emotion, frozen); (): none.
   config.max_clip_frames = 0  # Longer clips are cropped to it; 0: none are.
   config.encoder_config = 'recon'  # The shape of `random` and `supervised`.
   config.configs_dir = ''  # '' = the repository's configs/.
@@ -249,10 +271,11 @@ def measure(task, predictions, examples):
 
 
 def method_config(config, name):
-  """configs/NAME.py's config under the suite's pretraining preset and step count, on
-  `config.pretrain_data` (`runs.run_config`)."""
+  """configs/NAME.py's config under the suite's pretraining preset, step count and seed,
+  on `config.pretrain_data` (`runs.run_config`)."""
   suite = ml_collections.ConfigDict(dict(
-      preset=config.pretrain.preset, total_steps=config.pretrain.total_steps.to_dict(),
+      seed=config.seed, preset=config.pretrain.preset,
+      total_steps=config.pretrain.total_steps.to_dict(),
       configs_dir=config.configs_dir, data=dict(data_dir=config.data.data_dir)))
   try:
     return runs.run_config(suite, name, config.pretrain_data)
@@ -327,7 +350,7 @@ class _Suite:
       if module is None:
         self._probes[key] = probe.Probe(kind, num_outputs, self.config.probe)
       else:
-        apply = lambda p, x: module.apply({'params': p}, x)
+        apply = lambda p, x: module.apply({'params': p}, *x)  # x: (windows, lengths).
         self._probes[key] = probe.Probe(kind, num_outputs, self.config.finetune_probe, apply)
     return self._probes[key]
 
@@ -343,7 +366,7 @@ class _Suite:
     adds a row per test condition and metric."""
     mode = 'frozen' if module is None else 'finetune'
     examples = self.examples[task]
-    trainer = self._probe(task, inputs['train'].shape[-1], module)
+    trainer = self._probe(task, jax.tree.leaves(inputs['train'])[0].shape[-1], module)
     for fraction, subset in self._subsets(task, fractions):
       start = time.time()
       init = trainer.init(self.config.seed, inputs['train'], params)
@@ -355,7 +378,7 @@ class _Suite:
         for task_name, metric, value in measure(task, predictions, examples['test']):
           self.rows.append(dict(method=method, mode=mode, task=task_name, metric=metric,
                                 value=float(value), snr_db=snr, label_fraction=fraction,
-                                num_train_examples=len(subset)))
+                                seed=self.config.seed, num_train_examples=len(subset)))
           if snr is None:
             clean.append(f'{task_name} {metric} {value:.3f}')
       logging.info('%s %s %s, %g%% labels (%d examples): validation %.3f; clean test %s '
@@ -367,23 +390,95 @@ def _frozen_inputs(suite, method, module, params):
   """Standardised features of train, validation and (per SNR) test clips."""
   clips = suite.clips
   if method in features.HANDCRAFTED:
-    extract = lambda w: features.handcrafted_batch(w, method)
-  else:
-    features_fn = jax.jit(lambda p, x: module.apply({'params': p}, x)[0])
-    extract = lambda w: features.encode(features_fn, params, features.windows(module, w))
-  train_x, val_x = extract(clips['train']['waveform']), extract(clips['validation']['waveform'])
-  test_x = {snr: extract(w) for snr, w in suite.test_waveforms.items()}
+    extract = lambda w, _: features.handcrafted_batch(w, method)
+  else:  # Each clip read with its length: padding changes none of its features.
+    features_fn = jax.jit(lambda p, x: module.apply({'params': p}, *x)[0])
+    extract = lambda w, n: features.encode(features_fn, params, (features.windows(module, w), n))
+  train_x = extract(clips['train']['waveform'], clips['train']['length'])
+  val_x = extract(clips['validation']['waveform'], clips['validation']['length'])
+  test_x = {snr: extract(w, clips['test']['length']) for snr, w in suite.test_waveforms.items()}
   train_x, val_x, *test = features.standardize(train_x, val_x, *test_x.values(),
                                                lengths=clips['train']['length'])
   return {'train': train_x, 'validation': val_x, 'test': dict(zip(test_x, test))}
 
 
 def _finetune_inputs(suite, module):
-  """The encoder's inputs for train, validation and (per SNR) test clips."""
+  """The encoder's inputs, (windows, each clip's length), of train, validation and (per SNR)
+  test clips."""
   clips = suite.clips
-  return {'train': features.windows(module, clips['train']['waveform']),
-          'validation': features.windows(module, clips['validation']['waveform']),
-          'test': {snr: features.windows(module, w) for snr, w in suite.test_waveforms.items()}}
+  inputs = lambda w, split: (features.windows(module, w), clips[split]['length'])
+  return {'train': inputs(clips['train']['waveform'], 'train'),
+          'validation': inputs(clips['validation']['waveform'], 'validation'),
+          'test': {snr: inputs(w, 'test') for snr, w in suite.test_waveforms.items()}}
+
+
+def clip_log_energy(waveforms, lengths):
+  """[N]: each clip's log mean power over its own first `lengths` [N] samples."""
+  return np.array([np.log(np.mean(np.square(w[:n], dtype=np.float64)) + 1e-10)
+                   for w, n in zip(waveforms, lengths)], np.float32)
+
+
+def _map_inputs(fn, *inputs):
+  """`fn` of the train, validation and each test condition's entries of `inputs`."""
+  pick = lambda split: fn(*(x[split] for x in inputs))
+  return {'train': pick('train'), 'validation': pick('validation'),
+          'test': {snr: fn(*(x['test'][snr] for x in inputs)) for snr in inputs[0]['test']}}
+
+
+def _energy_inputs(suite):
+  """The `energy` method's frozen inputs: each clip's log energy (`clip_log_energy`, of
+  the noisy clip at each SNR) on each of its frames [N, T, 1], standardised."""
+  clips = suite.clips
+  frames = lambda w, split: np.broadcast_to(
+      clip_log_energy(w, clips[split]['length'] * _SPF)[:, None, None],
+      (len(w), w.shape[1] // _SPF, 1))
+  train = frames(clips['train']['waveform'], 'train')
+  validation = frames(clips['validation']['waveform'], 'validation')
+  test = {snr: frames(w, 'test') for snr, w in suite.test_waveforms.items()}
+  train, validation, *scaled = features.standardize(train, validation, *test.values(),
+                                                    lengths=clips['train']['length'])
+  return {'train': train, 'validation': validation, 'test': dict(zip(test, scaled))}
+
+
+def without_c0(mfcc):
+  """MFCC frames [..., hops * C] (`features.handcrafted`) without each hop's c0."""
+  hops = _SPF // (ops.SAMPLE_RATE // 100)  # 10 ms hops per video frame.
+  return mfcc.reshape(mfcc.shape[:-1] + (hops, -1))[..., 1:].reshape(mfcc.shape[:-1] + (-1,))
+
+
+def loudness_inputs(method, inputs, energy):
+  """{name: frozen inputs} of the loudness rows a method's frozen `inputs` give:
+  `mfcc-c0` for mfcc, `METHOD+energy` (`energy` appended) for an encoder's.
+
+  Standardising is per dimension, so appending the standardised energy to the
+  standardised features equals standardising both together.
+  """
+  if method == 'mfcc':
+    return {'mfcc-c0': _map_inputs(without_c0, inputs)}
+  if method in features.HANDCRAFTED:
+    return {}
+  return {f'{method}+{ENERGY}': _map_inputs(lambda x, e: np.concatenate([x, e], -1),
+                                            inputs, energy)}
+
+
+def loudness_rows(config):
+  """Whether the suite (its tasks resolved, `with_tasks`) runs the loudness rows."""
+  return 'emotion' in config.tasks and bool(config.loudness_fractions)
+
+
+def comparisons(config):
+  """The (method, mode) pairs results.md compares (module docstring)."""
+  frozen = lambda m: (m, 'frozen')
+  pairs = [(frozen(m), frozen(base)) for m in pretrained_methods(config)
+           for base in (RANDOM, 'mfcc') if base in config.methods]
+  if loudness_rows(config):
+    pairs += [(frozen(f'{m}+{ENERGY}'), frozen(m)) for m in config.methods
+              if m not in (SUPERVISED, *features.HANDCRAFTED)]
+    pairs += [(frozen('mfcc'), frozen('mfcc-c0'))] if 'mfcc' in config.methods else []
+  if SUPERVISED in config.finetune and SUPERVISED in config.methods:
+    pairs += [((m, 'finetune'), (SUPERVISED, 'finetune')) for m in pretrained_methods(config)
+              if m in config.finetune]
+  return pairs
 
 
 def pretrained_methods(config):
@@ -434,7 +529,19 @@ def _notes(config):
           f'of the train split (at most {config.probe.steps} steps frozen, '
           f'{config.finetune_probe.steps} fine-tuning), is selected on the clean validation '
           "split and scored on the test split's unseen speakers; white Gaussian noise is added "
-          f'to test audio only. Fine-tuning covers {", ".join(config.finetune_tasks)} only.')
+          f'to test audio only. Fine-tuning covers {", ".join(config.finetune_tasks)} only.'
+          + _loudness_note(config))
+
+
+def _loudness_note(config):
+  """What results.md says of the loudness rows, if any ran."""
+  if not loudness_rows(config):
+    return ''
+  fractions = ', '.join(results.condition_label('label_fraction', f)
+                        for f in config.loudness_fractions)
+  return (f' Loudness rows (emotion, frozen, {fractions} of the labels): `{ENERGY}` is each '
+          "clip's log energy alone, `M+energy` M's features with it appended, `mfcc-c0` "
+          'MFCCs without c0.')
 
 
 def run(config, workdir):
@@ -446,6 +553,9 @@ def run(config, workdir):
   for name in pretrained_methods(config):
     pretrain(config, name, workdir)
   suite = _Suite(config)
+  energy = _energy_inputs(suite) if loudness_rows(config) else None
+  if energy:
+    suite.probe_task(ENERGY, 'emotion', config.loudness_fractions, energy)
   for method in config.methods:
     module = params = None
     if method not in features.HANDCRAFTED:
@@ -454,10 +564,12 @@ def run(config, workdir):
       inputs = _frozen_inputs(suite, method, module, params)
       for task in config.tasks:
         suite.probe_task(method, task, config.label_fractions, inputs)
+      for name, extra in (loudness_inputs(method, inputs, energy) if energy else {}).items():
+        suite.probe_task(name, 'emotion', config.loudness_fractions, extra)
     if method in config.finetune:
       inputs = _finetune_inputs(suite, module)
       for task in config.finetune_tasks:
         suite.probe_task(method, task, config.finetune_fractions, inputs, module, params)
     results.write(workdir, suite.rows, reference=dict(snr_db=None, label_fraction=1.0),
-                  title='Speech suite', notes=_notes(config))
+                  title='Speech suite', notes=_notes(config), comparisons=comparisons(config))
   return suite.rows

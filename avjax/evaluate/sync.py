@@ -12,7 +12,10 @@ the talking heads of `config.separation_data` (avsynth heads, whatever --data).
 1. pretext: configs/sync.py trained in DIR/pretrain/sync and exported to
    DIR/encoders/sync; aligned-vs-shifted accuracy on one random window per
    test clip of `data` (chance 0.5), and pair accuracy (aligned scored above
-   shifted).
+   shifted); beside it, the pair accuracy of a hand-crafted detector
+   (`sync_detector`) on the same windows, on the frames the network sees and
+   at the full frame rate and size; each pair accuracy per `action` class too,
+   where the data has it.
 2. localisation: on the middle window of each test scene, the class
    activation map of the aligned audio (trained, and a random network as a
    control) against `source_mask`, beside a centre prior and motion energy:
@@ -36,6 +39,12 @@ pretext and separation scores; results.md says how many. Training clips are
 not checked: a train or validation clip shorter than the window stops training.
 
 `config.methods` (--methods) picks the applications; the pretext always runs.
+
+Seeds: `run` is one seed, `config.seed`, which every training run takes (sync,
+action and separation, through `runs.run_config`: initialisation, data order,
+action label subsets) and the random network of localisation;
+`python -m avjax.evaluate --seeds=N` runs N of them (`runs.run_seeds`).
+results.md compares (`results.compare`, with 2+ seeds) `COMPARISONS`.
 """
 
 import os
@@ -55,11 +64,18 @@ from avjax.evaluate import checks
 from avjax.evaluate import localization
 from avjax.evaluate import results
 from avjax.evaluate import runs
+from avjax.evaluate import sync_detector
 from avjax.tasks import action as action_task
 from avjax.tasks import sync as sync_task
 
 APPLICATIONS = ('localisation', 'action', 'separation')
 PRESETS = ('default', 'tiny')
+RUN_DIRS = ('pretrain', 'encoders', 'localisation', 'action', 'separation')  # Under a workdir.
+COMPARISONS = ((('sync', 'frozen'), ('random', 'frozen')),  # Localisation.
+               (('sync', 'frozen'), ('motion_energy', 'baseline')),
+               (('sync', 'finetune'), ('scratch', 'finetune')),  # Action.
+               (('onoff_sync', 'finetune'), ('onoff', 'finetune')),  # Separation.
+               (('onoff_sync', 'finetune'), ('pit', 'finetune')))
 
 
 def get_config(preset='default'):
@@ -142,13 +158,57 @@ def scored_examples(method, task, min_frames, audible=False):
 
 
 def pretext_rows(config, method, task, params):
-  """(Rows of the pretext accuracy and pair accuracy on `method`'s test split, left out)."""
-  examples, left_out = scored_examples(
-      method, task, sync_task.min_clip_frames(method.sync.window_frames, method.sync.min_shift),
-      audible=True)
-  pretext = runs.mean_metrics(task.evaluate, params, runs.batches(examples, config.batch_size))
-  return [runs.row('sync', 'frozen', 'pretext', k, pretext[k])
-          for k in ('accuracy', 'pair_accuracy')], left_out
+  """(Rows of the pretext on `method`'s test split, left out): the network's accuracy
+  and pair accuracy, the hand-crafted detector's pair accuracy on the same windows
+  (`detector_hits`), and, where the data has `action` labels, each one's pair
+  accuracy per class."""
+  min_frames = sync_task.min_clip_frames(method.sync.window_frames, method.sync.min_shift)
+  examples, left_out = scored_examples(method, task, min_frames, audible=True)
+  keep = usable(min_frames, audible=True)
+  test = runs.batches(examples, config.batch_size)
+  pretext = runs.mean_metrics(task.evaluate, params, test)
+  rows = [runs.row('sync', 'frozen', 'pretext', k, pretext[k])
+          for k in ('accuracy', 'pair_accuracy')]
+  hits = detector_hits(method, examples, keep)
+  rows += [runs.row(name, 'baseline', 'pretext', 'pair_accuracy', h.mean())
+           for name, h in hits.items()]
+  if 'action' in pipeline.unprepared_builder(method.data).info.features:
+    logits = jax.jit(task.logits)
+    logits = np.concatenate([jax.device_get(logits(params, b)) for b in test])
+    hits = {'sync': logits[:, 0] > logits[:, 1], **hits}  # Pair accuracy's hits.
+    names = pipeline.class_names(method.data, 'action')
+    rows += class_rows(hits, clip_labels(method, keep), names)
+  return rows, left_out
+
+
+def detector_hits(method, examples, keep):
+  """{name: bool [N]}: does the hand-crafted detector (`sync_detector`) call the aligned
+  track of each of `method`'s test `examples` aligned? 'detector_seen' on the frames
+  the network sees, 'detector_full_rate' on the same windows at the full frame rate and
+  size (the preprocess draws the same windows whatever its frame stride and size)."""
+  full = method.copy_and_resolve_references()
+  full.sync.update(frame_stride=1, frame_downsample=1)
+  full_examples, _ = runs.split_examples(full, sync_task.Sync(full), keep=keep)
+  views = (('detector_seen', examples, method.sync.frame_stride),
+           ('detector_full_rate', full_examples, 1))
+  return {name: sync_detector.aligned_first(np.stack([x['video'] for x in view]),
+                                            np.stack([x['audio'] for x in view]), stride)
+          for name, view, stride in views}
+
+
+def clip_labels(method, keep, key='action'):
+  """The `key` label of each test clip of `method` that `keep` accepts, in record order."""
+  source = pipeline.load_source(method.data, 'test', ('video', 'audio', 'has_audio', key))
+  return np.array([int(source[i][key]) for i in range(len(source)) if keep(source[i])])
+
+
+def class_rows(hits, labels, class_names):
+  """Rows of each method's pair accuracy per class (task 'pretext by action', metric the
+  class name) from {method: bool hits [N]} and labels [N]; 'sync' is frozen, the others
+  baselines."""
+  return [runs.row(name, 'frozen' if name == 'sync' else 'baseline', 'pretext by action',
+                   class_names[c], h[labels == c].mean())
+          for name, h in hits.items() for c in np.unique(labels)]
 
 
 # ---- localisation ----
@@ -322,7 +382,11 @@ def _notes(config, sync_method, left_out):
            f'{", ".join(on_data)} tested on {dataset_label(config.data)}']
   if 'separation' in config.methods:
     notes[0] += f'; separation on {dataset_label(config.separation_data)}'
-  notes.append('Pretext accuracy has chance 0.5')
+  notes.append('Pretext accuracy has chance 0.5; detector_seen and detector_full_rate are a '
+               'hand-crafted detector (no learning, no mask: the track whose loudness '
+               'correlates better with the motion energy of its best cell of an 8x8 grid is '
+               'called aligned), scored by pair accuracy on the same windows, on the frames '
+               'the network sees and at the full frame rate and size')
   if 'localisation' in config.methods:
     notes.append('Localisation scores the middle window of each test scene on the frames '
                  'the network sees')
@@ -362,9 +426,10 @@ def run(config, workdir):
   export.export_encoders(sync_dir, sync_export)
   left_out = {}
   rows, left_out['pretext'] = pretext_rows(config, data_method, task, params)
-  write = lambda: results.write(workdir, rows, reference=dict(snr_db=None, label_fraction=1.0),
+  reference = dict(snr_db=None, label_fraction=1.0)
+  write = lambda: results.write(workdir, results.with_seed(rows, config.seed), reference,
                                 title='Sync suite', notes=_notes(config, sync_method, left_out),
-                                by_task=True)
+                                by_task=True, comparisons=COMPARISONS)
   write()
   if 'localisation' in config.methods:
     rows += localisation_rows(config, data_method, task, params['sync_net'], workdir)
@@ -377,4 +442,4 @@ def run(config, workdir):
     separation, left_out['separation'] = separation_rows(config, workdir, sync_export)
     rows += separation
     write()
-  return rows
+  return results.with_seed(rows, config.seed)

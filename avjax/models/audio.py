@@ -7,6 +7,7 @@ as used by Shukla et al. for visually guided speech representations.
 from typing import Any, Sequence
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from avjax.data import ops
 from avjax.models import layers
@@ -26,6 +27,12 @@ class AudioEncoder(nn.Module):
   frame to frame (a lip cue) while putting every clip on one scale; the convs
   are then not normalised (see `layers.ConvBlock`), so that cue survives.
 
+  `lengths` [B] (optional): each example is a clip zero-padded after its first
+  lengths[b] frames. Its normalisation then reads those frames' windows only,
+  the backward GRU starts at its last one, and its outputs on the padding are
+  zero, so a clip's features are the same however far it is padded (up to
+  float rounding). None: every frame is the clip's (the training batches').
+
   Returns `(features, aux)` with aux["frames"] the per-frame conv features
   [B, T, conv_features[-1]] and aux["features"] the output.
   """
@@ -44,18 +51,32 @@ class AudioEncoder(nn.Module):
     return ops.frames(waveform, self.samples_per_frame, self.context)
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, lengths=None):
     b, t, w = x.shape
     if w != self.samples_per_frame + 2 * self.context:
       raise ValueError(f'audio windows of {w} samples; this encoder takes '
                        f'{self.samples_per_frame} + 2 * {self.context} (see `windows`)')
-    mean = x.mean(axis=(1, 2), keepdims=True)
-    std = x.std(axis=(1, 2), keepdims=True)
+    mean, std = _moments(x, lengths)
     h = ((x - mean) / (std + 1e-5)).reshape(b * t, w, 1)
     frames = layers.remat(_conv_stack, self.remat)(self, h).reshape(b, t, -1)
-    features = recurrent.gru(frames, self.gru_features, self.bidirectional,
+    features = recurrent.gru(frames, self.gru_features, self.bidirectional, lengths,
                              dtype=self.dtype).astype(frames.dtype)
+    if lengths is not None:
+      valid = (jnp.arange(t) < lengths[:, None])[..., None]
+      frames, features = jnp.where(valid, frames, 0), jnp.where(valid, features, 0)
     return features, {'frames': frames, 'features': features}
+
+
+def _moments(x, lengths):
+  """Mean and std [B, 1, 1] of windows x [B, T, W] over each example's first
+  lengths [B] windows (all of them when None; 0 and 0 for an empty example)."""
+  if lengths is None:
+    return x.mean(axis=(1, 2), keepdims=True), x.std(axis=(1, 2), keepdims=True)
+  valid = (jnp.arange(x.shape[1]) < lengths[:, None])[..., None]
+  count = jnp.maximum(valid.sum(axis=(1, 2), keepdims=True) * x.shape[2], 1)
+  mean = jnp.where(valid, x, 0).sum(axis=(1, 2), keepdims=True) / count
+  var = jnp.where(valid, (x - mean) ** 2, 0).sum(axis=(1, 2), keepdims=True) / count
+  return mean, jnp.sqrt(var)
 
 
 def _conv_stack(encoder, h):

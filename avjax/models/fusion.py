@@ -45,6 +45,18 @@ def adaptive_max_pool(x, length):
   return jnp.where(inside[None, :, :, None], x[:, None], -jnp.inf).max(axis=2)
 
 
+def fold_time(video, frames_per_step):
+  """Video [B, T, H, W, C] -> [B, T / k, H, W, k C], k = `frames_per_step`: each k
+  consecutive frames stacked in the channels, earliest first."""
+  b, t, h, w, c = video.shape
+  k = frames_per_step
+  if t % k:
+    raise ValueError(f'SyncNet: {t} frames are not whole steps of frames_per_step={k}; '
+                     'make the window a multiple of it')
+  return video.reshape(b, t // k, k, h, w, c).transpose(0, 1, 3, 4, 2, 5).reshape(
+      b, t // k, h, w, k * c)
+
+
 class NormReLU(nn.Module):
   """GroupNorm per example over all its positions (time, and space for video), then ReLU."""
   max_groups: int = 8
@@ -147,14 +159,16 @@ class SyncNet(nn.Module):
   aligned and its shifted audio), and every output that depends on the audio
   gains a K axis after B (logit [B, K]).
 
-  Video: conv1 (`video_kernel`, stride 2; in time `video_time_strides[0]`)
-  -> norm -> ReLU -> max-pool [1, 3, 3] / [1, 2, 2] (if `video_pool`: without
-  it, small frames keep a finer grid); conv2 two blocks (the second of stride
-  2, in time `video_time_strides[1]`); fusion with the audio stream's output;
-  conv3 two blocks; conv4 two blocks (the first of stride 2, in time
-  `video_time_strides[2]`); conv5 two blocks (the first of stride [1, s, s],
-  s = `last_stride`: 1 gives a twice finer map for localisation); global
-  average pool; `logit` (a Dense to 1). The CAM is `logit` applied at every
+  Video: with `frames_per_step` k > 1, each k consecutive frames stacked in
+  the channels first (`fold_time`: temporal striding that keeps every frame;
+  only conv1 reads k times the channels); conv1 (`video_kernel`, stride 2; in
+  time `video_time_strides[0]`) -> norm -> ReLU -> max-pool [1, 3, 3] /
+  [1, 2, 2] (if `video_pool`: without it, small frames keep a finer grid);
+  conv2 two blocks (the second of stride 2, in time `video_time_strides[1]`);
+  fusion with the audio stream's output; conv3 two blocks; conv4 two blocks
+  (the first of stride 2, in time `video_time_strides[2]`); conv5 two blocks
+  (the first of stride [1, s, s], s = `last_stride`: 1 gives a twice finer
+  map for localisation); global average pool; `logit` (a Dense to 1). The CAM is `logit` applied at every
   position of conv5, so the logit equals the CAM's mean over [T', H', W'].
 
   aux: 'audio' (the audio stream's output), 'conv1', 'conv2' (per video),
@@ -171,6 +185,7 @@ class SyncNet(nn.Module):
   fusion_audio: int = 32
   fusion_hidden: int = 128
   last_stride: int = 2
+  frames_per_step: int = 1  # Consecutive frames conv1 reads at each time step (`fold_time`).
   dtype: Any = None
   remat: bool = False  # Recompute the stem, each `ResBlock` and the fusion in the backward pass.
 
@@ -206,10 +221,11 @@ class SyncNet(nn.Module):
 
 
 def _video_stem(net, video):
-  """SyncNet's conv1 -> norm -> ReLU, and that max-pooled if `video_pool`: (conv1, pooled)."""
+  """SyncNet's `fold_time` -> conv1 -> norm -> ReLU, and that max-pooled if `video_pool`:
+  (conv1, pooled)."""
   x = layers.Conv(net.video_features[0], tuple(net.video_kernel),
                   strides=(net.video_time_strides[0], 2, 2), use_bias=False, dtype=net.dtype,
-                  name='conv1')(video)
+                  name='conv1')(fold_time(video, net.frames_per_step))
   conv1 = NormReLU(dtype=net.dtype, name='conv1_norm')(x)
   if not net.video_pool:
     return conv1, conv1

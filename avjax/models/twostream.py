@@ -5,8 +5,9 @@
 (joonson/syncnet_trainer, `models/SyncNetModelFBank.py`): an audio trunk over
 log-mel frames and a face trunk over video frames, each giving one feature
 vector per video frame, each feeding a **content** head and an **identity**
-head. `ScaledCosine` (w * cos + b, initialised w = 10, b = -5 as in the
-trainer's `LossScale`) turns pairs of embeddings into logits.
+head. `ScaledCosine` (w * cos + b, the trainer's `LossScale`: w = 10, b = -5
+at the start; w lower for short embeddings, `initial_scale`) turns pairs of
+embeddings into logits.
 
 Audio (`AudioTrunk`): log-mel frames [B, T_mel, 40] (10 ms hop: 4 per 25 fps
 video frame) through a VGG-M-like 2D CNN over (time, frequency), the
@@ -25,15 +26,24 @@ reads T - 4 steps from T frames). `pool` adds the trainer's three 3 x 3 / 2
 max-pools (after conv1, conv2 and conv5) for large frames. Published widths
 (96, 256, 256, 256, 256, 512).
 
-Heads (`EmbeddingHead`): 1 x 1 projections per time step, i.e. Dense layers;
-with `hidden` > 0 the trainer's two-layer head (1 x 1 conv -> norm -> ReLU ->
-1 x 1 conv; LayerNorm here for its BatchNorm1d). Published: hidden 512,
-output 1024.
+Heads (`EmbeddingHead`): 1 x 1 projections per time step, i.e. Dense layers,
+each ending in `RunningNorm` (BatchNorm over clips and steps, no shift): the
+embeddings are centred and spread from initialisation on. With `hidden` > 0,
+the trainer's two-layer head (1 x 1 conv -> BatchNorm1d -> ReLU -> 1 x 1
+conv), `RunningNorm` for its BatchNorm1d. Published: hidden 512, output 1024.
 
-GroupNorm stands in for the trainer's BatchNorm (the avjax trainer keeps no
-mutable collections): in the audio trunk per example over its (time,
-frequency) positions, in the face trunk per frame over its (H, W) positions,
-so a face step depends only on its 5-frame neighbourhood.
+GroupNorm stands in for the trainer's BatchNorm in the trunks: in the audio
+trunk per example over its (time, frequency) positions, in the face trunk per
+frame over its (H, W) positions, so a face step depends only on its 5-frame
+neighbourhood. Per-example norms do not centre across clips: the trunk ends
+in ReLU, so its features share one positive offset and the embeddings of
+different clips start nearly parallel (mean cosine 0.93-0.98 at initialisation).
+The heads' `RunningNorm` removes that offset. Its running averages are
+parameters set from batches, not trained (`RunningNorm`); every
+`apply({'params': ...}, x)` reads them, so exports and evaluation give the
+embeddings of one function, and `train=True` (the disentangle task's loss)
+normalises by the batch's statistics and hands the new averages to the
+trainer.
 """
 
 import functools
@@ -164,19 +174,67 @@ def _face_stem(trunk, video):
   return _pool(trunk.pool, x.reshape((-1,) + x.shape[2:]))
 
 
+STATISTICS = 'statistics'  # The collection `RunningNorm` writes new running averages to.
+
+
+class RunningNorm(nn.Module):
+  """BatchNorm over every axis but the last, its running averages kept as parameters.
+
+  `mean` and `var` [C] start as the statistics of the batch `init` sees
+  (data-dependent initialisation: centred from the start) and are read
+  through stop_gradient, so no optimizer trains them. `train=False`
+  normalises by them; `train=True` by the batch's own statistics (over the
+  positions `where` [...] (bool) is True, where given), and when
+  the `STATISTICS` collection is mutable writes there the new running
+  averages, `momentum` old + (1 - `momentum`) batch, for the caller to set
+  (`avjax.train.train_step`). A learnt `scale` per feature; no shift. float32.
+
+  `momentum` 0.5, not BatchNorm's usual 0.9-0.99: batches of 16 clips agree
+  closely (their means 0.04 std apart in the default disentangle run), while
+  the heads' raw outputs, a shared offset of several standard deviations,
+  drift as the trunk trains (0.03-0.2 std a step at learning rate 1e-3). A
+  ten-step average lagged by half a standard deviation there, and evaluation
+  lost what training had learnt (content loss 2.6 by running averages, 1.1 by
+  batch statistics; 1.13 and 1.12 at 0.5). The lag fades as the learning rate
+  decays.
+  """
+  momentum: float = 0.5
+  eps: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x, train=False, where=None):
+    x = x.astype(jnp.float32)
+    axes = tuple(range(x.ndim - 1))
+    where = None if where is None else jnp.broadcast_to(where[..., None], x.shape)
+    batch_mean = x.mean(axes, where=where)
+    batch_var = jnp.square(x - batch_mean).mean(axes, where=where)
+    running_mean = self.param('mean', lambda _, v: v, jax.lax.stop_gradient(batch_mean))
+    running_var = self.param('var', lambda _, v: v, jax.lax.stop_gradient(batch_var))
+    scale = self.param('scale', nn.initializers.ones, (x.shape[-1],), jnp.float32)
+    running_mean, running_var = jax.lax.stop_gradient((running_mean, running_var))
+    if train and self.is_mutable_collection(STATISTICS):
+      average = lambda old, new: self.momentum * old + (1 - self.momentum) * new
+      new = jax.lax.stop_gradient((batch_mean, batch_var))
+      self.put_variable(STATISTICS, 'mean', average(running_mean, new[0]))
+      self.put_variable(STATISTICS, 'var', average(running_var, new[1]))
+    mean, var = (batch_mean, batch_var) if train else (running_mean, running_var)
+    return (x - mean) * jax.lax.rsqrt(var + self.eps) * scale
+
+
 class EmbeddingHead(nn.Module):
-  """Per-time-step projection [..., C] -> [..., features]: a 1 x 1 conv, i.e. Dense;
-  with `hidden` > 0, Dense(hidden) -> LayerNorm -> ReLU -> Dense(features)."""
+  """Per-time-step projection [..., C] -> [..., features]: a 1 x 1 conv (Dense), then
+  `RunningNorm`; with `hidden` > 0, Dense(hidden) -> `RunningNorm` -> ReLU first."""
   features: int = 128
   hidden: int = 0
   dtype: Any = None
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, train=False, where=None):
     if self.hidden:
-      x = nn.Dense(self.hidden, dtype=self.dtype, name='hidden')(x)
-      x = jax.nn.relu(nn.LayerNorm(dtype=self.dtype, name='norm')(x))
-    return nn.Dense(self.features, dtype=self.dtype, name='out')(x)
+      x = nn.Dense(self.hidden, use_bias=False, dtype=self.dtype, name='hidden')(x)
+      x = jax.nn.relu(RunningNorm(name='norm')(x, train, where))
+    x = nn.Dense(self.features, use_bias=False, dtype=self.dtype, name='out')(x)
+    return RunningNorm(name='out_norm')(x, train, where)
 
 
 class _TwoHeads(nn.Module):
@@ -186,10 +244,10 @@ class _TwoHeads(nn.Module):
   dtype: Any
 
   @nn.compact
-  def __call__(self, features):
+  def __call__(self, features, train=False, where=None):
     head = functools.partial(EmbeddingHead, self.embedding, self.head_hidden, dtype=self.dtype)
-    content = head(name='content_head')(features).astype(jnp.float32)
-    identity = head(name='identity_head')(features).astype(jnp.float32)
+    content = head(name='content_head')(features, train, where)
+    identity = head(name='identity_head')(features, train, where)
     return identity, {'trunk': features, 'content': content, 'identity': identity}
 
 
@@ -199,6 +257,8 @@ class AudioEncoder(nn.Module):
   The audio stream: `AudioTrunk` then the content and identity heads. The
   output is the identity (speaker) embedding per step, time-averaged for
   verification; aux: 'trunk' [B, T, C], 'content' and 'identity' [B, T, D].
+  `train`: the heads' `RunningNorm` by batch statistics (else by its running
+  averages, as every export and evaluation).
   """
   features: Sequence[int] = (16, 32, 64, 64, 64, 128)
   embedding: int = 128
@@ -207,13 +267,14 @@ class AudioEncoder(nn.Module):
   remat: bool = False  # The trunk's (`AudioTrunk.remat`).
 
   @nn.compact
-  def __call__(self, mel):
+  def __call__(self, mel, train=False):
     trunk = AudioTrunk(self.features, dtype=self.dtype, remat=self.remat, name='trunk')(mel)
-    return _TwoHeads(self.embedding, self.head_hidden, self.dtype, name='heads')(trunk)
+    return _TwoHeads(self.embedding, self.head_hidden, self.dtype, name='heads')(trunk, train)
 
 
 class FaceEncoder(nn.Module):
-  """Frames [B, T, H, W, 3] -> (identity embeddings [B, T, D], aux), as `AudioEncoder`."""
+  """Frames [B, T, H, W, 3] -> (identity embeddings [B, T, D], aux), as `AudioEncoder`;
+  `where` [B, T] (bool): the steps whose batch statistics `train` normalises by."""
   features: Sequence[int] = (16, 32, 64, 64, 64, 128)
   kernel: Sequence[int] = (5, 7, 7)
   pool: bool = False
@@ -223,10 +284,11 @@ class FaceEncoder(nn.Module):
   remat: bool = False  # The trunk's (`FaceTrunk.remat`).
 
   @nn.compact
-  def __call__(self, video):
+  def __call__(self, video, train=False, where=None):
     trunk = FaceTrunk(self.features, self.kernel, self.pool, dtype=self.dtype,
                       remat=self.remat, name='trunk')(video)
-    return _TwoHeads(self.embedding, self.head_hidden, self.dtype, name='heads')(trunk)
+    return _TwoHeads(self.embedding, self.head_hidden, self.dtype, name='heads')(
+        trunk, train, where)
 
 
 def cosine_similarity(x, y, eps=1e-8):
@@ -237,43 +299,59 @@ def cosine_similarity(x, y, eps=1e-8):
   return jnp.einsum('...nd,...md->...nm', x, y)
 
 
+def initial_scale(embedding):
+  """The logit scale w to start from: the trainer's 10, or sqrt(embedding) where smaller.
+  Random cosines of D-dim embeddings spread with std 1 / sqrt(D), so the first logits'
+  spread stays at most 1 (0.31 at the published 1024 dims); at 10 with 16 dims it
+  would be 2.5, a loss nats above chance before anything is learnt."""
+  return min(10.0, float(embedding) ** 0.5)
+
+
 class ScaledCosine(nn.Module):
   """Logits w * cos(x_n, y_m) + b [..., N, M] of x [..., N, D], y [..., M, D].
 
-  w and b are learnt scalars, initialised 10 and -5 (the public trainer's
-  `LossScale`). Under a softmax over m the bias cancels (it gets no gradient
-  from a cross-entropy); it is kept for the published form and for scores
-  read on their own.
+  w and b are learnt scalars, initialised `init_scale` and -5 (the public
+  trainer's `LossScale`: 10 and -5; the disentangle task starts w at
+  `initial_scale` of its embedding size). w is learnt as log w (`log_scale`,
+  as CLIP's temperature): Adam moves a parameter by about its learning rate a
+  step, which would leave a linear w near 10 for a whole run, and in log
+  space lets it change by a factor e in 1/lr steps. Under a softmax over m
+  the bias cancels (it gets no gradient from a cross-entropy); it is kept for
+  the published form and for scores read on their own.
   """
   init_scale: float = 10.0
   init_bias: float = -5.0
 
   @nn.compact
   def __call__(self, x, y):
-    scale = self.param('scale', nn.initializers.constant(self.init_scale), (), jnp.float32)
+    log_scale = self.param('log_scale', nn.initializers.constant(jnp.log(self.init_scale)), (),
+                           jnp.float32)
     bias = self.param('bias', nn.initializers.constant(self.init_bias), (), jnp.float32)
-    return scale * cosine_similarity(x, y) + bias
+    return jnp.exp(log_scale) * cosine_similarity(x, y) + bias
 
 
-class FactorClassifiers(nn.Module):
-  """The auxiliary classifiers of the confusion losses: one linear layer each.
-
-  `content_from_identity`: per-step identity embeddings -> `num_content`
-  logits (audio and face, one layer per modality); `track_from_content`:
-  per-step content embeddings -> `num_tracks` logits (one per modality).
-  Returns {'audio_identity', 'face_identity', 'audio_content',
-  'video_content'} -> logits, for the four inputs of those names.
-  """
-  num_content: int
-  num_tracks: int
+class MatchingAdversary(nn.Module):
+  """An adversary of the confusion losses that matches: x [..., N, D], y [..., M, D] ->
+  logits [..., N, M], `ScaledCosine` (from `initial_scale(features)`) of a linear
+  projection of each to `features`."""
+  features: int
   dtype: Any = None
 
   @nn.compact
-  def __call__(self, audio_identity, face_identity, audio_content, video_content):
-    dense = lambda n, name: nn.Dense(n, dtype=self.dtype, name=name)
-    return {
-        'audio_identity': dense(self.num_content, 'audio_identity_to_content')(audio_identity),
-        'face_identity': dense(self.num_content, 'face_identity_to_content')(face_identity),
-        'audio_content': dense(self.num_tracks, 'audio_content_to_track')(audio_content),
-        'video_content': dense(self.num_tracks, 'video_content_to_track')(video_content),
-    }
+  def __call__(self, x, y):
+    x = nn.Dense(self.features, dtype=self.dtype, name='x_projection')(x)
+    y = nn.Dense(self.features, dtype=self.dtype, name='y_projection')(y)
+    # Named by its class, which test_speed knows for its float32 cosines.
+    return ScaledCosine(initial_scale(self.features))(x, y)
+
+
+class ClassAdversary(nn.Module):
+  """An adversary of the confusion losses that classifies: a linear classifier per
+  modality, (x [..., D], y [..., D]) -> (logits [..., num_classes], logits of y)."""
+  num_classes: int
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x, y):
+    return (nn.Dense(self.num_classes, dtype=self.dtype, name='x_classifier')(x),
+            nn.Dense(self.num_classes, dtype=self.dtype, name='y_classifier')(y))

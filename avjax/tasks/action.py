@@ -4,10 +4,11 @@ Each example is a window of `window_frames` video frames at a uniformly drawn
 start and the audio under them (aligned, one track), with the clip's `action`
 label (an index into `avjax.data.synth.scenes.ACTIONS`: the sounding object's
 type). The video is shown as the sync task shows it (`sync.shown_frames`: every
-`frame_stride`-th frame, averaged down by `frame_downsample`), randomly
-flipped left-right if `flip`. `preprocess` returns them compact (uint8 frames,
-int16 audio, the flip drawn) and `expand` makes the network's float inputs on
-the device, as sync's.
+`frame_stride`-th frame, averaged down by `frame_downsample`). `preprocess`
+returns them compact (uint8 frames, int16 audio) and `expand` makes the
+network's float inputs on the device, as sync's. Training flips the video
+left-right at random if `flip`, drawn in `loss` (`sync.random_flip`); `predict`
+and `evaluate` never do.
 
 Model: Owens & Efros's early-fusion `SyncNet` (`config.model.sync`); its
 conv5 map of (video, audio), averaged over [T', H', W'], goes through one
@@ -66,12 +67,11 @@ class Action:
     return {'video': sync.shown_frames(clip, self.config.frame_stride,
                                        self.config.frame_downsample),
             'audio': np.asarray(samples, np.int16),
-            'flip': np.bool_(self.config.flip and rng.random() < 0.5),
             'label': np.int32(example['action'])}
 
   def expand(self, batch):
-    """A batch of `preprocess` -> {'video' float32 in [-1, 1], flipped where drawn;
-    'audio' float32; 'label'}; jnp, jit-able."""
+    """A batch of `preprocess` -> {'video' float32 in [-1, 1]; 'audio' float32;
+    'label'}; jnp, jit-able."""
     video, audio = sync.expand_clip(batch)
     return {'video': video, 'audio': audio, 'label': batch['label']}
 
@@ -92,16 +92,20 @@ class Action:
     head = self.head.init({'params': head_rng}, jnp.zeros(features.shape, features.dtype))
     return {'sync_net': sync_params, 'head': head['params']}
 
-  def predict(self, params, batch):
-    """Logits [B, num_classes], float32, of a preprocessed batch; jit-able."""
+  def predict(self, params, batch, rng=None):
+    """Logits [B, num_classes], float32, of a preprocessed batch; jit-able. With `rng`
+    (training), the video flipped at random if `flip`."""
     batch = self.expand(batch)
-    _, aux = self.net.apply({'params': params['sync_net']}, batch['video'], batch['audio'])
+    video = batch['video']
+    if rng is not None and self.config.flip:
+      video = sync.random_flip(rng, video)
+    _, aux = self.net.apply({'params': params['sync_net']}, video, batch['audio'])
     logits = self.head.apply({'params': params['head']}, pooled(aux))
     return logits.astype(jnp.float32)
 
   def loss(self, params, batch, rng):
-    del rng  # Deterministic given the batch.
-    return classification.class_metrics(self.predict(params, batch), batch['label'])
+    """Training: the video flipped at random (`flip`) with `rng`; None: not augmented."""
+    return classification.class_metrics(self.predict(params, batch, rng), batch['label'])
 
   def evaluate(self, params, batch):
     return classification.class_metrics(self.predict(params, batch), batch['label'])[1]

@@ -63,6 +63,13 @@ class Multitask:
     return merge_params({name: task.init(keys[name], batch[name])
                          for name, task in self.tasks.items()})
 
+  def join(self, source, load, data_config, seed):
+    """`source` joined by each task that joins (`avjax.tasks.data_source`)."""
+    for task in self.tasks.values():
+      if hasattr(task, 'join'):
+        source = task.join(source, load, data_config, seed)
+    return source
+
   def preprocess(self, example, rng):
     rngs = dict(zip(self.tasks, rng.spawn(len(self.tasks))))
     return {name: task.preprocess(example, rngs[name]) for name, task in self.tasks.items()}

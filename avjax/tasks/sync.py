@@ -20,8 +20,10 @@ random, then the aligned window's start frame uniformly among the starts
 where both windows fit.
 
 `preprocess` returns a compact example (the frames shown, uint8; both audio
-windows, int16; the shift; the flip drawn) and `expand`, inside the jitted
-step, turns a batch of them into the network's float inputs.
+windows, int16; the shift) and `expand`, inside the jitted step, turns a batch
+of them into the network's float inputs. Augmentation (a random left-right
+flip of the video, if `flip`) is drawn in `loss` from the step's rng, so
+validation and test examples (`evaluate`, the suites) are never augmented.
 """
 
 import jax
@@ -56,10 +58,14 @@ def video_input(frames, frame_stride, frame_downsample):
 
 def expand_clip(batch):
   """The video and audio of a compact batch {'video' uint8 [B, T, H, W, 3], 'audio'
-  int16, 'flip' bool [B]} as the network sees them: float32, the video flipped
-  left-right where `flip`; jnp."""
-  video = expand.flip_where(batch['flip'], expand.to_float_image(batch['video']), axis=-2)
-  return video, expand.to_float_audio(batch['audio'])
+  int16} as the network sees them: float32; jnp."""
+  return expand.to_float_image(batch['video']), expand.to_float_audio(batch['audio'])
+
+
+def random_flip(rng, video):
+  """Video [B, T, H, W, C] with each clip flipped left-right with probability 1/2
+  (training augmentation, drawn on the device); jnp."""
+  return expand.flip_where(jax.random.bernoulli(rng, 0.5, video.shape[:1]), video, axis=-2)
 
 
 def min_clip_frames(window_frames, min_shift, samples_per_frame=ops.SAMPLES_PER_FRAME):
@@ -93,9 +99,24 @@ def draw_windows(num_frames, num_samples, window_frames, min_shift, max_shift, r
 
 
 def pair_metrics(logits):
-  """(mean sigmoid cross-entropy, {'loss', 'accuracy'}) for logits [B, 2]: (aligned, shifted)."""
-  labels = jnp.broadcast_to(jnp.array([1, 0], jnp.int32), logits.shape)
+  """(mean sigmoid cross-entropy, {'loss', 'accuracy'}) for logits [B, K]: (aligned,
+  then K - 1 negatives)."""
+  labels = jnp.broadcast_to(jnp.arange(logits.shape[-1]) == 0, logits.shape)
   return aot.binary_metrics(logits.reshape(-1), labels.reshape(-1))
+
+
+def with_other_clip(audio):
+  """Audio tracks [B, K, S] -> [B, K + 1, S]: each video's, then the aligned track of the
+  next video in the batch (an easy negative)."""
+  return jnp.concatenate([audio, jnp.roll(audio[:, :1], 1, axis=0)], axis=1)
+
+
+def track_metrics(logits):
+  """(mean softmax cross-entropy, {'loss', 'accuracy'}) for logits [B, K]: which of each
+  video's K tracks (the aligned one first) is aligned? accuracy: the aligned one scores
+  highest. Only differences between a video's logits count."""
+  loss = (jax.nn.logsumexp(logits, axis=-1) - logits[:, 0]).mean()
+  return loss, {'loss': loss, 'accuracy': (logits.argmax(-1) == 0).mean()}
 
 
 def cam_overlay(frames, heat, strength=0.6):
@@ -148,7 +169,7 @@ class Sync:
 
   def preprocess(self, example, rng):
     """A compact example: 'video' uint8 [T', H', W', 3] (the frames shown), 'audio'
-    int16 [2, S] (aligned, shifted), 'shift' int32 (samples), 'flip' bool."""
+    int16 [2, S] (aligned, shifted), 'shift' int32 (samples). Not augmented."""
     video, audio = example['video'], example['audio']
     frames = self.config.window_frames
     start, shift = draw_windows(len(video), len(audio), frames, self.config.min_shift,
@@ -157,25 +178,33 @@ class Sync:
     shifted, _ = ops.time_crop(audio, video, start, frames, audio_offset=shift)
     return {'video': shown_frames(clip, self.config.frame_stride, self.config.frame_downsample),
             'audio': np.asarray(np.stack([aligned, shifted]), np.int16),
-            'shift': np.int32(shift),
-            'flip': np.bool_(self.config.flip and rng.random() < 0.5)}
+            'shift': np.int32(shift)}
 
   def expand(self, batch):
-    """A batch of `preprocess` -> the network's: {'video' float32 in [-1, 1], flipped
-    where drawn; 'audio' float32 [B, 2, S]; 'shift'}; jnp, jit-able."""
+    """A batch of `preprocess` -> the network's: {'video' float32 in [-1, 1]; 'audio'
+    float32 [B, 2, S]; 'shift'}; jnp, jit-able."""
     video, audio = expand_clip(batch)
     return {'video': video, 'audio': audio, 'shift': batch['shift']}
 
-  def _logits(self, params, batch):
+  def logits(self, params, batch, rng=None):
+    """Logits [B, 2] (aligned, shifted track) of a compact batch; jit-able. With `rng`
+    (training), the video flipped at random if `flip`, and a third track, another
+    video's, if `other_clip`."""
     batch = self.expand(batch)
-    return self.net.apply({'params': params['sync_net']}, batch['video'], batch['audio'])[0]
+    video, audio = batch['video'], batch['audio']
+    if rng is not None and self.config.flip:
+      video = random_flip(rng, video)
+    if rng is not None and self.config.other_clip:
+      audio = with_other_clip(audio)
+    return self.net.apply({'params': params['sync_net']}, video, audio)[0]
 
   def loss(self, params, batch, rng):
-    del rng  # Deterministic.
-    return pair_metrics(self._logits(params, batch))
+    """Training: the video flipped at random (`flip`) with `rng`; None: not augmented."""
+    metrics = track_metrics if self.config.loss == 'softmax' else pair_metrics
+    return metrics(self.logits(params, batch, rng))
 
   def evaluate(self, params, batch):
-    logits = self._logits(params, batch)
+    logits = self.logits(params, batch)
     # pair_accuracy: the aligned audio scores above the shifted one.
     return dict(pair_metrics(logits)[1], pair_accuracy=(logits[:, 0] > logits[:, 1]).mean())
 

@@ -12,7 +12,10 @@ prepare them. Records are stored in TFDS's shuffled order; each example's
 `index` is its position in generation order. The `heads` test split's
 speaker-verification trials ship in the dataset's metadata:
 `builder.info.metadata['trials']`, rows `(label, index_a, index_b)` with label 1
-for the same speaker, naming test examples by `index`.
+for the same speaker, naming test examples by `index`. A `heads` example also
+carries its `neutral_frame`, a reference still of the same speaker and session
+at rest with a neutral expression (`neutral_mouth_box` is its mouth box), and a
+per-frame `eyes_box` around the eyes and brows.
 
   import avjax.data.builders
   src = tfds.data_source('avsynth/heads', split='train')
@@ -84,6 +87,10 @@ def _heads_features(config):
       'viseme': _frames(np.int32),
       'mouth_open': _frames(),
       'mouth_box': tfds.features.Tensor(shape=(None, 4), dtype=np.int32),
+      'neutral_frame': tfds.features.Tensor(
+          shape=(config.frame_size, config.frame_size, 3), dtype=np.uint8, encoding='bytes'),
+      'neutral_mouth_box': tfds.features.Tensor(shape=(4,), dtype=np.int32),
+      'eyes_box': tfds.features.Tensor(shape=(None, 4), dtype=np.int32),
       'snr_db': tfds.features.Scalar(dtype=np.float32),
   })
 
@@ -140,11 +147,16 @@ def _write_uncompressed(cls, path, iterator):
 class Avsynth(base.Builder):
   """avsynth: talking heads and sounding scenes with known ground truth."""
 
-  VERSION = tfds.core.Version('1.2.0')
+  VERSION = tfds.core.Version('1.3.0')
   RELEASE_NOTES = {'1.0.0': 'First release.',
                    '1.1.0': 'Feature `index`, which the heads trials refer to.',
                    '1.2.0': 'Video and audio uncompressed, in uncompressed array_record: '
-                            'reading an example takes a third of the time, for 5x the disk.'}
+                            'reading an example takes a third of the time, for 5x the disk.',
+                   '1.3.0': 'heads: features `neutral_frame` and `neutral_mouth_box` (the '
+                            "clip's speaker and session at rest, expression neutral) and "
+                            '`eyes_box`; expressions with onsets and offsets, brows and head '
+                            'that move with pitch accents, head motion scaled by arousal, '
+                            'formants that follow the smile.'}
   BUILDER_CONFIGS = [
       AvsynthConfig(world='heads', preset='heads', description='Talking heads, 64x64, 2 s.'),
       AvsynthConfig(world='scenes', preset='scenes', description='Sounding scenes, 64x64, 4 s.'),

@@ -14,6 +14,9 @@ from avjax.data.synth import speakers
 
 _MOUTH_Y = 0.58      # mouth centre, in units of head_h below the head centre
 _EYE_Y = -0.12       # eye line, in units of head_h
+BROW_RAISE_RANGE = (-1.0, 1.0)   # the brows' lowest and highest positions
+BROW_TILT_MAX = 1.0              # the brows' largest |tilt|
+EYE_OPEN_MAX = 1.6               # the eyes' widest opening
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,9 +31,9 @@ class FaceControls:
   rounding: np.ndarray    # 0 .. 1 protruded / rounded
   smile_l: np.ndarray     # mouth-corner lift, left / right (-1 .. 1)
   smile_r: np.ndarray
-  brow_raise: np.ndarray  # -1 lowered .. 1 raised
+  brow_raise: np.ndarray  # -1 lowered .. 1 raised (BROW_RAISE_RANGE)
   brow_tilt: np.ndarray   # -1 inner ends down (anger) .. 1 inner up (sadness)
-  eye_open: np.ndarray    # 0 closed .. ~1.4 wide
+  eye_open: np.ndarray    # 0 closed .. EYE_OPEN_MAX wide
   gaze_x: np.ndarray
   gaze_y: np.ndarray
 
@@ -87,6 +90,37 @@ def mouth_box(ctl: FaceControls, face: speakers.Face, size: int) -> np.ndarray:
   box = np.stack([to_px(cy - half_h), to_px(cx - half_w),
                   to_px(cy + half_h), to_px(cx + half_w)], -1)
   return np.clip(np.round(box), 0, size).astype(np.int32)
+
+
+def _pixel(ctl: FaceControls, u, v, size: int):
+  """Row and column [T] (pixel centres at integers) of the head-local (u, v)."""
+  c, s = np.cos(ctl.tilt), np.sin(ctl.tilt)
+  to_px = lambda z: (z + 1.0) * (size - 1) / 2.0
+  return (to_px(ctl.cy + ctl.scale * (s * u + c * v)),
+          to_px(ctl.cx + ctl.scale * (c * u - s * v)))
+
+
+def eyes_box(ctl: FaceControls, face: speakers.Face, size: int) -> np.ndarray:
+  """(y0, x0, y1, x1) int32 [T, 4] pixel box around both eyes and brows.
+
+  It follows the head (position, scale, tilt) but not the expression: it holds
+  the brows anywhere in `BROW_RAISE_RANGE` at any tilt up to `BROW_TILT_MAX`,
+  and the eyes (with their shadows and lids) open up to `EYE_OPEN_MAX`, plus a
+  pixel for anti-aliasing. Ends are exclusive.
+  """
+  hh, ea = face.head_h, 0.075 * face.eye_size
+  ey = _EYE_Y * hh
+  brow_b = 0.022 * face.brow_thick
+  ends = 0.45 * BROW_TILT_MAX * 1.3 * ea   # a tilted brow's end, up or down
+  top = ey - (0.10 + 0.09 * BROW_RAISE_RANGE[1]) * hh - ends - 0.01 * 1.3 ** 2 - brow_b
+  bottom = max(ey + 0.62 * ea * EYE_OPEN_MAX + 0.012,
+               ey - (0.10 + 0.09 * BROW_RAISE_RANGE[0]) * hh + ends + brow_b)
+  half_w = face.eye_sep + 1.3 * ea
+  corners = [_pixel(ctl, u, v, size) for u in (-half_w, half_w) for v in (top, bottom)]
+  ys, xs = np.stack([c[0] for c in corners]), np.stack([c[1] for c in corners])
+  box = np.stack([np.floor(ys.min(0) - 1), np.floor(xs.min(0) - 1),
+                  np.ceil(ys.max(0) + 1) + 1, np.ceil(xs.max(0) + 1) + 1], -1)
+  return np.clip(box, 0, size).astype(np.int32)
 
 
 def render(face: speakers.Face, sess: speakers.Session, ctl: FaceControls,
@@ -157,7 +191,8 @@ def _paint_head(img, u, v, px, face, sess, ctl):
     img = _over(img, 0.35 * _soft(_ellipse(eu, ev + 0.02, 1.3 * ea, 0.9 * ea), px),
                 skin * 0.7)
     eb = np.maximum(0.62 * ea * eye_open, 0.04 * ea)
-    eye = _ellipse(eu, ev, ea, eb)
+    # Cut at the eye's ends: a closed eye's flat ellipse leaks along its axis.
+    eye = np.maximum(_ellipse(eu, ev, ea, eb), np.abs(eu) - ea)
     img = _over(img, _soft(eye, px), (0.95, 0.95, 0.93))
     iu, iv = eu - 0.35 * ea * f32(ctl.gaze_x), ev - 0.2 * ea * f32(ctl.gaze_y)
     iris = np.sqrt(iu ** 2 + iv ** 2)

@@ -6,6 +6,31 @@ and a cartoon face (`face.py`); the phonemes of the words (`lexicon.py`) drive
 both the formants and the mouth (visemes), and an emotion with intensity and
 continuous arousal/valence drives prosody and facial expression.
 
+The face moves with the voice the way people's do:
+- Brows rise on pitch accents (Cave et al. 1996, ICSLP; Flecha-Garcia 2010,
+  Speech Communication 52; Krahmer & Swerts 2007, J. Memory and Language 57:
+  brow raises as visual beats on prominent words; Ekman 1979, "About brows":
+  brows as batons on stressed words), in proportion to the accent's F0 rise,
+  with the eyes opening a little; the same accents make the word louder
+  (Lieberman 1960, JASA 32).
+- An emotion's expression has an onset, an apex and an offset (Ekman & Friesen
+  1982, J. Nonverbal Behavior 6): it rises from near neutral and may decay
+  within the clip. The voice's emotion follows the same course, one episode
+  driving both (Scherer 2005, Social Science Information 44).
+- Arousal scales head-motion energy (Busso et al. 2007, IEEE TASLP 15: head
+  motion differs by emotion), and the head rises with F0 accents (Yehia et al.
+  2002, J. Phonetics 30; Munhall et al. 2004, Psychological Science 15: head
+  motion correlates with F0 and amplitude, and carries prosody).
+- Smiling spreads the lips, which shortens the vocal tract and raises the
+  formants; lowered mouth corners lower them (Tartter 1980, Perception &
+  Psychophysics 27; Tartter & Braun 1994, JASA 96; Drahota et al. 2008, Speech
+  Communication 50), so valence that moves the mouth reaches the voice.
+
+Every clip also has a neutral reference frame: the same speaker and session
+(background, lighting, pose bias), with no head motion, the mouth at rest and
+every expression control neutral. `expression_controls` gives a clip's and its
+reference's expression controls without rendering sound or pixels.
+
 Splits: `train` and `validation` hold different clips of the train speakers;
 `test` holds only unseen speakers. Each speaker has several sessions (tracks),
 each with its own background, lighting, pose bias and room noise.
@@ -40,6 +65,16 @@ _PROFILE = np.array([
     [0.00, 0.00, 0.0, 1.0, 1.00, 0.0, 0.0, 1.0, 0.0, 0.0, 0.00, 0.0, 0.0],
     [-0.55, -0.60, -2.0, 0.5, 0.80, -5.0, 0.5, 1.3, 0.2, 0.9, -0.30, -0.7, 0.0],
 ])
+# The face controls that show expression (`expression_controls`).
+EXPRESSION = ('brow_raise', 'brow_tilt', 'eye_open', 'smile_l', 'smile_r')
+# Brow raise per semitone of pitch accent: a full raise (AU1+2, about 1.3 px at
+# 64x64) on an accent of 2.5 st, the median speaker's full accent.
+_BROW_PER_ST = 0.4
+_EYE_PER_BROW = 0.15        # eye opening per unit of accent brow raise
+_ACCENT_DB_PER_ST = 1.0     # an accent's loudness per semitone of its F0 rise
+_HEAD_RISE_PER_ST = 0.006   # head rise (frame units, ~0.2 px at 64x64) per semitone
+_HEAD_AROUSAL = 0.6         # head-motion amplitude x exp(this * arousal)
+_FORMANTS_PER_SMILE = 0.04  # formant change per unit of smile (lip spreading)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,12 +151,29 @@ def _smooth_noise(rng, n, sigma):
   return x / (x.std() + 1e-9)
 
 
-def _affect(rng, emotion, scale, t):
-  """Arousal / valence trajectories [len(t)] in [-1, 1]."""
-  n, sigma = len(t), max(len(t) / 6.0, 2.0)
-  mean = _PROFILE[emotion, :2] * scale
-  arousal = mean[0] + 0.15 * _smooth_noise(rng, n, sigma)
-  valence = mean[1] + 0.15 * _smooth_noise(rng, n, sigma)
+def _ramp(x):
+  """0 below 0, 1 above 1, smooth (zero slope at both ends) in between."""
+  x = np.clip(x, 0.0, 1.0)
+  return x * x * (3.0 - 2.0 * x)
+
+
+def _envelope(rng, t):
+  """An expression's course over the times `t` (s), 0 .. 1: near neutral before
+  its onset, rising to the apex, held, then perhaps decaying in its offset."""
+  before = rng.uniform(0.0, 0.25)               # level before the onset
+  onset = rng.uniform(-0.3, 0.35 * t[-1])       # s; < 0: already rising at the start
+  rise, hold, fall = rng.uniform(0.2, 0.8), rng.uniform(0.5, 3.0), rng.uniform(0.5, 1.5)
+  after = rng.uniform(0.3, 0.8)                 # level the offset decays to
+  up = before + (1.0 - before) * _ramp((t - onset) / rise)
+  return up * (1.0 - (1.0 - after) * _ramp((t - onset - rise - hold) / fall))
+
+
+def _affect(rng, prof, level):
+  """Arousal / valence trajectories in [-1, 1] of an emotion shown at `level` [T]."""
+  n = len(level)
+  sigma = max(n / 6.0, 2.0)
+  arousal = prof[0] * level + 0.15 * _smooth_noise(rng, n, sigma)
+  valence = prof[1] * level + 0.15 * _smooth_noise(rng, n, sigma)
   return np.clip(arousal, -1, 1), np.clip(valence, -1, 1)
 
 
@@ -161,78 +213,155 @@ def _noise(rng, n, slope):
   return x / (x.std() + 1e-12)
 
 
-def render_clip(config: HeadsConfig, split: str, index: int,
-                seed: int = 0) -> dict:
-  """Renders one clip; deterministic given the arguments."""
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+  """Everything about a clip but its sound and pixels."""
+  speaker: int
+  track: int
+  emotion: int
+  intensity: int
+  arousal: np.ndarray        # [T]
+  valence: np.ndarray        # [T]
+  utt: lexicon.Utterance
+  voice: speakers.Voice
+  face: speakers.Face
+  session: speakers.Session
+  prosody: voice_lib.Prosody
+  controls: face_lib.FaceControls   # [T] each
+  neutral: face_lib.FaceControls    # [1] each: the reference frame
+  viseme: np.ndarray         # [T]
+  mouth_open: np.ndarray     # [T]
+
+
+def _neutral_controls(sess: speakers.Session) -> face_lib.FaceControls:
+  """One frame in the session's pose, mouth at rest, a neutral expression."""
+  dx, dy, tilt, zoom = sess.pose
+  jaw, width, rounding = lexicon.VISEME_POSTURES[0]
+  one = lambda x: np.full(1, x, np.float64)
+  return face_lib.FaceControls(
+      cx=one(dx), cy=one(dy), scale=one(zoom), tilt=one(tilt), jaw=one(jaw),
+      lip_width=one(width), rounding=one(rounding), smile_l=one(0.0),
+      smile_r=one(0.0), brow_raise=one(0.0), brow_tilt=one(0.0),
+      eye_open=one(1.0), gaze_x=one(0.0), gaze_y=one(0.0))
+
+
+def _plan(config: HeadsConfig, split: str, index: int, seed: int) -> _Plan:
+  """Draws a clip's speaker, emotion, words, prosody and face controls."""
   speaker, track = clip_identity(config, split, index)
   rng = speakers.rng_for(seed, 'clip', split, index)
   z = speakers.latent(seed, speaker)
   voice, face = speakers.voice(z), speakers.face(z)
   sess = speakers.session(seed, track)
-  n_t, n_s = config.num_frames, config.num_samples
+  n_t, fps = config.num_frames, config.fps
 
   emotion = int(rng.integers(len(EMOTIONS)))
   intensity = 1 if emotion == EMOTIONS.index('neutral') else int(
       rng.integers(len(INTENSITIES)))
   scale = _INTENSITY_SCALE[intensity]
   prof = _PROFILE[emotion]
-  frame_t = (np.arange(n_t) + 0.5) / config.fps
-  arousal, valence = _affect(rng, emotion, scale, frame_t)
+  frame_t = (np.arange(n_t) + 0.5) / fps
+  level = scale * _envelope(rng, frame_t)   # How strongly the emotion shows.
+  arousal, valence = _affect(rng, prof, level)
+  ar_dev, va_dev = arousal - prof[0] * level, valence - prof[1] * level
 
-  # Speech: emotion moves prosody per control frame through arousal.
   rate = voice.rate * (1.0 + (prof[4] - 1.0) * scale)
   utt = lexicon.plan_utterance(rng, config.duration_s, rate, config.max_words)
-  hop = voice_lib.hop_length(config.sample_rate)
-  ctrl_t = np.arange(n_s // hop + 1) * hop / config.sample_rate
-  ar_c = np.interp(ctrl_t, frame_t, arousal)
-  drift = ar_c - prof[0] * scale
-  prosody = voice_lib.Prosody(
-      f0_shift_st=prof[2] * scale + 3.0 * drift,
-      gain_db=prof[5] * scale + 5.0 * drift,
-      breath=np.full_like(ctrl_t, prof[6] * scale),
-      range_mult=float(1.0 + (prof[3] - 1.0) * scale),
-      jitter_mult=float(1.0 + (prof[7] - 1.0) * scale))
-  speech = voice_lib.synthesize(utt, voice, prosody, config.sample_rate, n_s,
-                                rng) * 10.0 ** (sess.mic_gain_db / 20.0)
-  snr_db = float(rng.uniform(*config.snr_db))
-  power = np.mean(speech ** 2)
-  audio = speech + _noise(rng, n_s, sess.noise_slope) * np.sqrt(
-      power / 10.0 ** (snr_db / 10.0))
-  audio = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+  strength = rng.uniform(0.4, 1.2, len(utt.words))   # Each word's accent prominence.
+  accent_st = lambda t, lev: (voice_lib.accents(utt, t, strength) * voice.pitch_range
+                              * (1.0 + (prof[3] - 1.0) * lev))
 
-  # Face: mouth from visemes, expression from emotion and valence/arousal.
+  # Face: mouth from visemes; expression from the emotion's course, arousal,
+  # valence and the pitch accents; head motion scaled by arousal.
   posture, viseme = _mouth(utt, config)
-  dv = valence - prof[1] * scale
-  motion = lambda amp, sigma: amp * _smooth_noise(rng, n_t, sigma * config.fps)
-  smile = prof[11] * scale + 0.4 * dv
+  accent = accent_st(frame_t, level)
+  beat = _BROW_PER_ST * accent
+  energy = np.exp(_HEAD_AROUSAL * arousal)
+  head = lambda amp, sigma: amp * energy * _smooth_noise(rng, n_t, sigma * fps)
+  smile = prof[11] * level + 0.4 * va_dev
+  asym = prof[12] * level
   dx, dy, tilt, zoom = sess.pose
   ctl = face_lib.FaceControls(
-      cx=dx + motion(0.04, 0.5), cy=dy + motion(0.025, 0.4),
-      scale=zoom * (1.0 + motion(0.02, 0.6)), tilt=tilt + motion(0.05, 0.5),
+      cx=dx + head(0.04, 0.5),
+      cy=dy + head(0.025, 0.4) - _HEAD_RISE_PER_ST * accent,
+      scale=zoom * (1.0 + head(0.02, 0.6)), tilt=tilt + head(0.05, 0.5),
       jaw=posture[:, 0],
       lip_width=np.clip(posture[:, 1] + 0.2 * np.maximum(smile, 0), 0, 1),
-      rounding=posture[:, 2],
-      smile_l=smile + prof[12] * scale, smile_r=smile - prof[12] * scale,
-      brow_raise=prof[8] * scale + 0.3 * (arousal - prof[0] * scale)
-      + motion(0.1, 0.3),
-      brow_tilt=np.full(n_t, prof[9] * scale),
-      eye_open=(1.0 + prof[10] * scale + 0.15 * (arousal - prof[0] * scale))
-      * _blinks(rng, frame_t),
-      gaze_x=motion(0.4, 0.8), gaze_y=motion(0.2, 0.8))
-  video = face_lib.render(face, sess, ctl, config.frame_size)
+      rounding=posture[:, 2], smile_l=smile + asym, smile_r=smile - asym,
+      brow_raise=np.clip(prof[8] * level + 0.3 * ar_dev + beat
+                         + 0.1 * _smooth_noise(rng, n_t, 0.3 * fps),
+                         *face_lib.BROW_RAISE_RANGE),
+      brow_tilt=prof[9] * level,
+      eye_open=np.clip(1.0 + prof[10] * level + 0.15 * ar_dev + _EYE_PER_BROW * beat,
+                       0.0, face_lib.EYE_OPEN_MAX) * _blinks(rng, frame_t),
+      gaze_x=0.4 * _smooth_noise(rng, n_t, 0.8 * fps),
+      gaze_y=0.2 * _smooth_noise(rng, n_t, 0.8 * fps))
 
+  # Voice, per control frame: the same emotion's course, accents and smile.
+  ctrl_t = voice_lib.control_times(config.sample_rate, config.num_samples)
+  at_ctrl = lambda x: np.interp(ctrl_t, frame_t, x)
+  level_c, ar_c = at_ctrl(level), at_ctrl(ar_dev)
+  accent_c = accent_st(ctrl_t, level_c)
+  prosody = voice_lib.Prosody(
+      f0_st=voice_lib.intonation(ctrl_t, prof[2] * level_c + 3.0 * ar_c, accent_c, rng),
+      gain_db=prof[5] * level_c + 5.0 * ar_c + _ACCENT_DB_PER_ST * accent_c,
+      breath=prof[6] * level_c,
+      formant_mult=1.0 + _FORMANTS_PER_SMILE * at_ctrl(smile),
+      jitter_mult=float(1.0 + (prof[7] - 1.0) * scale))
+  return _Plan(speaker=speaker, track=track, emotion=emotion, intensity=intensity,
+               arousal=arousal, valence=valence, utt=utt, voice=voice, face=face,
+               session=sess, prosody=prosody, controls=ctl,
+               neutral=_neutral_controls(sess), viseme=viseme,
+               mouth_open=np.clip(posture[:, 0], 0, 1))
+
+
+def render_clip(config: HeadsConfig, split: str, index: int,
+                seed: int = 0) -> dict:
+  """Renders one clip; deterministic given the arguments."""
+  plan = _plan(config, split, index, seed)
+  rng = speakers.rng_for(seed, 'clip', split, index, 'sound')
+  n_t, n_s, size = config.num_frames, config.num_samples, config.frame_size
+  speech = voice_lib.synthesize(plan.utt, plan.voice, plan.prosody, config.sample_rate,
+                                n_s, rng) * 10.0 ** (plan.session.mic_gain_db / 20.0)
+  snr_db = float(rng.uniform(*config.snr_db))
+  power = np.mean(speech ** 2)
+  audio = speech + _noise(rng, n_s, plan.session.noise_slope) * np.sqrt(
+      power / 10.0 ** (snr_db / 10.0))
+  audio = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+  face, sess, utt = plan.face, plan.session, plan.utt
   return dict(
-      audio=audio, video=video,
-      speaker=np.int32(speaker), track=np.int32(track),
-      emotion=np.int32(emotion), intensity=np.int32(intensity),
-      arousal=arousal.astype(np.float32), valence=valence.astype(np.float32),
+      audio=audio, video=face_lib.render(face, sess, plan.controls, size),
+      neutral_frame=face_lib.render(face, sess, plan.neutral, size)[0],
+      speaker=np.int32(plan.speaker), track=np.int32(plan.track),
+      emotion=np.int32(plan.emotion), intensity=np.int32(plan.intensity),
+      arousal=plan.arousal.astype(np.float32), valence=plan.valence.astype(np.float32),
       words=utt.words.astype(np.int32),
       word_start=_frame_index(utt.word_times[:, 0], config.fps, n_t, False),
       word_end=_frame_index(utt.word_times[:, 1], config.fps, n_t, True),
-      viseme=viseme.astype(np.int32),
-      mouth_open=np.clip(posture[:, 0], 0, 1).astype(np.float32),
-      mouth_box=face_lib.mouth_box(ctl, face, config.frame_size),
+      viseme=plan.viseme.astype(np.int32),
+      mouth_open=plan.mouth_open.astype(np.float32),
+      mouth_box=face_lib.mouth_box(plan.controls, face, size),
+      neutral_mouth_box=face_lib.mouth_box(plan.neutral, face, size)[0],
+      eyes_box=face_lib.eyes_box(plan.controls, face, size),
       snr_db=np.float32(snr_db))
+
+
+def _expression(ctl: face_lib.FaceControls) -> np.ndarray:
+  return np.stack([getattr(ctl, k) for k in EXPRESSION], -1).astype(np.float32)
+
+
+def expression_controls(config: HeadsConfig, split: str, index: int,
+                        seed: int = 0) -> dict:
+  """A clip's ground-truth expression, without rendering its sound or pixels.
+
+  `expression` float32 [T, len(EXPRESSION)]: the clip's controls per frame
+  (blinks included), as `render_clip` renders them; `neutral_expression`
+  [len(EXPRESSION)]: those of its `neutral_frame`; and its `emotion` and
+  `speaker` (int32).
+  """
+  plan = _plan(config, split, index, seed)
+  return dict(expression=_expression(plan.controls),
+              neutral_expression=_expression(plan.neutral)[0],
+              emotion=np.int32(plan.emotion), speaker=np.int32(plan.speaker))
 
 
 def trials(config: HeadsConfig, seed: int = 0) -> list[tuple[int, int, int]]:

@@ -3,9 +3,12 @@
 Sources: a Rosenberg glottal pulse train at a jittered F0, aspiration noise
 pulsed by the glottis, and white noise for frication and bursts. Filters: per
 8 ms control frame, a cascade of four formant resonances (scaled by the
-speaker's vocal-tract length), a spectral tilt set by voice quality, nasal
-damping, and a frication band. Filtering is a multiplication in the STFT
-domain followed by overlap-add.
+speaker's vocal-tract length and by the lips' spreading), a spectral tilt set by
+voice quality, nasal damping, and a frication band. Filtering is a
+multiplication in the STFT domain followed by overlap-add.
+
+The F0 contour is built outside `synthesize` (`accents`, `intonation`), so that
+the face can move with the same pitch accents the voice makes.
 """
 
 import dataclasses
@@ -36,17 +39,23 @@ _TABLE = _phone_table()
 
 @dataclasses.dataclass(frozen=True)
 class Prosody:
-  """Emotion-driven modulation at the control rate ([n_ctrl] arrays)."""
-  f0_shift_st: np.ndarray   # semitones added to the speaker's F0
+  """Modulation of the voice per control frame ([n_ctrl] arrays, `control_times`)."""
+  f0_st: np.ndarray         # F0 in semitones relative to the speaker's (`intonation`)
   gain_db: np.ndarray       # loudness
   breath: np.ndarray        # added to the speaker's breathiness
-  range_mult: float         # multiplies accent size
+  formant_mult: np.ndarray  # multiplies every formant (spread lips shorten the tract)
   jitter_mult: float        # multiplies jitter
 
 
 def hop_length(sample_rate: int) -> int:
   """Control / STFT hop: 8 ms."""
   return sample_rate // 125
+
+
+def control_times(sample_rate: int, n_samples: int) -> np.ndarray:
+  """Times (seconds) of the control frames of a waveform of `n_samples`."""
+  hop = hop_length(sample_rate)
+  return np.arange(n_samples // hop + 1) * hop / sample_rate
 
 
 def phone_at(utt: lexicon.Utterance, t: np.ndarray):
@@ -59,7 +68,10 @@ def phone_at(utt: lexicon.Utterance, t: np.ndarray):
 
 
 def _controls(utt, t, formant_scale, formant_shift):
-  """Formants, bandwidths and source amplitudes per control frame."""
+  """Formants, bandwidths and source amplitudes per control frame.
+
+  `formant_scale` [n_ctrl, 1] (vocal-tract length and lips); `formant_shift` [4].
+  """
   ph, frac = phone_at(utt, t)
   row = _TABLE[ph]
   kind = row[:, 0].astype(int)
@@ -82,21 +94,27 @@ def _controls(utt, t, formant_scale, formant_shift):
   return dict(
       formants=formants, voiced=smooth(voiced_amp, 1.0),
       noise=smooth(noise_amp, 0.7), asp=smooth(asp, 1.0),
-      nasal=smooth(nasal, 1.0), band_c=row[:, 6] * formant_scale ** 0.5,
+      nasal=smooth(nasal, 1.0), band_c=row[:, 6] * np.ravel(formant_scale) ** 0.5,
       band_w=row[:, 7])
 
 
-def _f0_contour(utt, t, voice, prosody, rng):
-  """F0 in Hz per control frame: speaker level, emotion, accents, drift."""
-  st = prosody.f0_shift_st - 1.5 * t / max(t[-1], 1e-6)
-  strength = rng.uniform(0.4, 1.2, len(utt.words))
+def accents(utt: lexicon.Utterance, t: np.ndarray,
+            strength: np.ndarray) -> np.ndarray:
+  """Pitch-accent prominence at times `t`: a bump `strength[i]` high on word i."""
+  out = np.zeros_like(t)
   for (s, e), a in zip(utt.word_times, strength):
     mid, width = 0.5 * (s + e), 0.4 * (e - s) + 0.02
-    st = st + a * voice.pitch_range * prosody.range_mult * np.exp(
-        -0.5 * ((t - mid) / width) ** 2)
+    out += a * np.exp(-0.5 * ((t - mid) / width) ** 2)
+  return out
+
+
+def intonation(t: np.ndarray, shift_st: np.ndarray, accent_st: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+  """F0 (semitones relative to the speaker's) per control frame at times `t`:
+  the emotion's shift, declination, the pitch accents and a slow drift."""
   drift = ndimage.gaussian_filter1d(rng.standard_normal(len(t)), 12.0)
-  st = st + 0.6 * drift / (drift.std() + 1e-9)
-  return voice.f0_hz * 2.0 ** (st / 12.0)
+  return (shift_st - 1.5 * t / max(t[-1], 1e-6) + accent_st
+          + 0.6 * drift / (drift.std() + 1e-9))
 
 
 def _glottal(f0, breath, sample_rate, jitter, rng):
@@ -141,11 +159,12 @@ def synthesize(utt: lexicon.Utterance, voice: speakers.Voice,
   """Speech waveform (float, roughly unit-scaled) for an utterance."""
   hop = hop_length(sample_rate)
   n_fft = 4 * hop
-  n_ctrl = n_samples // hop + 1
-  t = np.arange(n_ctrl) * hop / sample_rate
-  c = _controls(utt, t, voice.formant_scale, voice.formant_shift)
+  t = control_times(sample_rate, n_samples)
+  n_ctrl = len(t)
+  c = _controls(utt, t, voice.formant_scale * prosody.formant_mult[:, None],
+                voice.formant_shift)
   breath = np.clip(voice.breathiness + prosody.breath, 0.0, 1.0)
-  f0 = _f0_contour(utt, t, voice, prosody, rng)
+  f0 = voice.f0_hz * 2.0 ** (prosody.f0_st / 12.0)
   ts = np.arange(n_samples) / sample_rate
   f0_s = np.interp(ts, t, f0)
   source, flow = _glottal(f0_s, np.interp(ts, t, breath), sample_rate,
