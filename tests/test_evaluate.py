@@ -472,6 +472,7 @@ def test_tiny_speaker_suite_scores_every_method_and_draws_its_plots(data_dir, tm
   expected |= {('probe', m, f'{target}_from_{head}', 1.0)
                for m in ('chance', 'random', 'disentangle')
                for target in ('viseme', 'word', 'speaker') for head in ('identity', 'content')}
+  expected |= {('probe', 'mfcc', f'speaker_from_{head}', 1.0) for head in ('identity', 'content')}
   assert found == expected and len(rows) == len(expected)
   for r in rows:
     assert 0 <= r['value'] <= 1

@@ -76,6 +76,27 @@ def test_comparisons_are_tabulated_with_two_seeds_or_more():
                                                comparisons=pairs)
 
 
+def test_comparisons_are_tabulated_at_each_condition_that_varies():
+  rng = np.random.default_rng(2)
+  rows = []
+  for snr, deltas in ((None, (0.2, 0.21, 0.19)), (0.0, (0.02, -0.02, 0.001))):
+    base = rng.uniform(0.2, 0.4, 3)  # A gap clean, none at 0 dB.
+    rows += [_row('random', base[s], s, snr_db=snr) for s in range(3)]
+    rows += [_row('recon', base[s] + deltas[s], s, snr_db=snr) for s in range(3)]
+  pairs = [(('recon', 'frozen'), ('random', 'frozen'))]
+  text = results.markdown(rows, REFERENCE, comparisons=pairs)
+  cells = []
+  for snr in (None, 0.0):
+    out = results.compare(rows, dict(_cell('recon'), snr_db=snr), dict(_cell('random'), snr_db=snr))
+    body = f'{out.difference:+.3f} ± {out.se:.3f}'
+    cells.append(f'**{body}**' if out.gap else body)
+  assert cells[0].startswith('**') and not cells[1].startswith('**')
+  assert ('| comparison | clean | 0 dB |\n|---|---|---|\n'
+          f'| recon (frozen) - random (frozen) | {cells[0]} | {cells[1]} |') in text
+  assert 'Differences (emotion uar)' not in results.markdown(
+      [r for r in rows if r['seed'] == 0], REFERENCE, comparisons=pairs)
+
+
 def test_rows_need_a_seed_and_one_row_per_cell_and_seed():
   row = _row('recon', 0.5, 0)
   with pytest.raises(ValueError, match=r"lacks \['seed'\]"):

@@ -11,6 +11,8 @@ from avjax import export
 from avjax import tasks
 from avjax import train
 from avjax.data import ops
+from avjax.data.synth import heads
+from avjax.evaluate import linear_probe
 from avjax.evaluate import speaker as speaker_suite
 from configs import disentangle as disentangle_config
 from configs import speaker as speaker_config
@@ -120,3 +122,43 @@ def test_pca_matches_scikit_learn():
   ours = speaker_suite.pca_2d(x)
   reference = decomposition.PCA(2).fit_transform(x)
   np.testing.assert_allclose(np.abs(ours), np.abs(reference), atol=1e-8)
+
+
+def test_track_split_never_shares_a_track_and_is_drawn_by_seed():
+  track = np.append(np.repeat(np.arange(24), 4), [99, 99])  # 8 speakers x 3 tracks, and
+  speaker = np.append(np.arange(24).repeat(4) // 3, [8, 8])  # speaker 8 with one track.
+  splits = [speaker_suite.track_split(speaker, track, 1 / 3, seed) for seed in range(4)]
+  for fit, scored in splits:
+    assert not set(track[fit]) & set(track[scored])
+    np.testing.assert_array_equal(np.sort(np.concatenate([fit, scored])), np.arange(len(track)))
+    assert len(set(track[scored])) == 8 and set(speaker[scored]) == set(range(8))
+    assert set(speaker[fit]) == set(range(9))  # Speaker 8: fitted, never scored.
+  np.testing.assert_array_equal(speaker_suite.track_split(speaker, track, 1 / 3, 0)[1],
+                                splits[0][1])
+  assert len({tuple(scored) for _, scored in splits}) > 1  # The seed draws the tracks.
+  single = dict(speaker=np.array([0, 1]), track=np.array([0, 1]))
+  assert speaker_suite.speaker_set(np.zeros((4, 1)), {'train': single, 'validation': single},
+                                   1 / 3, 0) is None  # Nobody to score.
+  six = np.arange(6).repeat(2)  # One speaker's 6 tracks: a share, at least 1, all but 1 at most.
+  for share, count in ((1 / 3, 2), (0.0, 1), (1.0, 5)):
+    scored = speaker_suite.track_split(np.zeros(12, int), six, share, 0)[1]
+    assert len(set(six[scored])) == count
+
+
+def test_speaker_probe_scores_speakers_not_sessions():
+  # avsynth heads: validation clip k of a speaker lies in its train clips' session k.
+  config = heads.PRESETS['heads']
+  identity = lambda split: np.array([heads.clip_identity(config, split, i)
+                                     for i in range(heads.split_sizes(config)[split])]).T
+  data = {split: dict(zip(('speaker', 'track'), identity(split)))
+          for split in speaker_suite.SPEAKER_PROBE_SPLITS}
+  tracks = config.num_train_speakers * config.sessions_per_speaker
+  one_hot = lambda split, key: np.eye(tracks)[data[split][key]]
+  old = lambda key: linear_probe.ridge_accuracy(
+      one_hot('train', key), data['train']['speaker'],
+      one_hot('validation', key), data['validation']['speaker'])
+  new = lambda key: linear_probe.ridge_accuracy(*speaker_suite.probe_sets(  # Steps [N, 1, D].
+      {split: one_hot(split, key)[:, None] for split in data}, data, 0, 0, 1 / 3)['speaker'])
+  assert old('track') == 1.0  # Train -> validation: the session names the speaker.
+  assert new('track') <= 2 / config.num_train_speakers  # Unseen sessions: chance, 1/48.
+  assert old('speaker') == new('speaker') == 1.0

@@ -77,7 +77,8 @@ def test_mfcc_verification_scores_the_builders_trials(vox1, tmp_path):
   found = {(r['task'], r['method'], r['metric']): r['value'] for r in rows}
   assert set(found) == {('verification', 'mfcc', m) for m in (
       'eer', 'min_dcf_0.01', 'min_dcf_0.05', 'identification')} | {
-          ('probe', 'chance', f'speaker_from_{head}') for head in ('identity', 'content')}
+          ('probe', method, f'speaker_from_{head}') for method in ('chance', 'mfcc')
+          for head in ('identity', 'content')}
   # The trials, mapped by `index` here: each speaker's clips are one tone, so a perfect split.
   builder = pipeline.prepared_builder(config.data)
   source = pipeline.load_source(config.data, 'test')
@@ -89,10 +90,14 @@ def test_mfcc_verification_scores_the_builders_trials(vox1, tmp_path):
   assert found['verification', 'mfcc', 'eer'] == verification.eer(scores, labels)[0] == 0.0
   assert found['verification', 'mfcc', 'identification'] == 1.0  # id10270/v2 among 3 speakers.
   assert 0 <= found['probe', 'chance', 'speaker_from_identity'] <= 1
+  assert found['probe', 'mfcc', 'speaker_from_identity'] == 1.0  # Another video, one tone.
   text = (tmp_path / 'results.md').read_text()
   assert 'Verified on voxceleb1/verification' in text and 'no disentangle variant run' in text
   assert '(4 trials of the list name files missing or broken, dropped by the build)' in text
   assert 'No viseme or word probes: voxceleb1/verification has no per-frame' in text
+  # id10001 and id10002 have two videos each (train and validation), id10003 one.
+  assert 'of 2 speakers, from tracks (sessions, videos) the probe was not fitted' in text
+  assert 'a single track, fitted on but not scored: 1' in text
   assert 'avsynth' not in text and (tmp_path / 'det.png').stat().st_size > 1000
 
 

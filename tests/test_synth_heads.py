@@ -131,6 +131,18 @@ def test_trials_balanced_and_valid():
   assert clip_a['speaker'] == clip_b['speaker']
 
 
+def test_trials_never_repeat_a_pair():
+  # heads_tiny's test split: 2 speakers x 10 clips, 90 target and 100 non-target pairs.
+  every_target = dataclasses.replace(TINY, num_trials=180)
+  for config in (TINY, heads.PRESETS['heads'], every_target):
+    pairs = [frozenset(t[1:]) for t in heads.trials(config)]
+    assert len(set(pairs)) == len(pairs) == config.num_trials
+  assert sum(label for label, _, _ in heads.trials(every_target)) == 90
+  with pytest.raises(ValueError, match='num_trials=182 asks for 91 target pairs, but the '
+                                       'test split has only 90 distinct ones'):
+    heads.trials(dataclasses.replace(TINY, num_trials=182))
+
+
 # ---------------------------------------------------------------- features
 
 def _frames(audio, config):

@@ -228,9 +228,35 @@ def tables(rows, reference, by_task=False, level=2, comparisons=()):
       continue
     body = [[*mm] + [cell_text(mm, tm, {**reference, k: v}) for k, v in columns]
             for mm in _unique((r['method'], r['mode']) for r in selected)]
+    labels = [condition_label(k, v) for k, v in columns]
     lines += ['', f'{heading} {tm[0]} {tm[1]}', '']
-    lines += _table(['method', 'mode'] + [condition_label(k, v) for k, v in columns], body)
+    lines += _table(['method', 'mode'] + labels, body)
+    lines += condition_comparison_lines(rows, reference, comparisons, tm, columns, labels)
   return lines
+
+
+def condition_comparison_lines(rows, reference, comparisons, task_metric, columns, labels):
+  """Markdown lines: the `comparisons` on `task_metric` at each of `columns`
+  ((condition, value) pairs, the others at `reference`); none with fewer than two
+  seeds or where no pair has the metric."""
+  if len(seeds(rows)) < 2:
+    return []
+  index = by_cell(rows)
+  key = lambda mm, conditions: dict(zip(CELL, (*mm, *task_metric,
+                                               *(conditions[k] for k in CONDITIONS))))
+  has = lambda mm, conditions: cell(key(mm, conditions)) in index
+  body = []
+  for a, b in comparisons:
+    cells = [{**reference, k: v} for k, v in columns]
+    if any(has(a, c) and has(b, c) for c in cells):
+      body.append([f'{a[0]} ({a[1]}) - {b[0]} ({b[1]})'] + [
+          _format_difference(compare(rows, key(a, c), key(b, c)))
+          if has(a, c) and has(b, c) else '-' for c in cells])
+  if not body:
+    return []
+  return ['', f'Differences ({task_metric[0]} {task_metric[1]}), first minus second, '
+          'paired over seeds; **bold**: |difference| > 2 SE.', ''] + _table(
+              ['comparison'] + labels, body)
 
 
 def markdown(rows, reference, title='Results', notes='', images=(), by_task=False,

@@ -39,10 +39,17 @@ naming it (none is dropped, so the scored trials stay the builder's).
    test split, only on datasets with per-frame `viseme` and `words` (avsynth;
    real datasets have neither, so their rows are left out, not faked); the
    speaker (the mean over the utterance, cut to the shortest probed one:
-   whole utterances on avsynth), fitted on the train split and scored on the
-   validation split (other sessions of the train speakers), each split at
-   most `max_probe_utterances` utterances (a speaker-stratified subset).
-   `chance` rows: the most frequent fitted class.
+   whole utterances on avsynth), on tracks the probe was not fitted on: the
+   train and validation splits' utterances of the train speakers (each split
+   at most `max_probe_utterances`, a speaker-stratified subset) are pooled,
+   and of each speaker's tracks (avsynth sessions, VoxCeleb videos) a
+   `probe_scored_tracks` share (at least one, all but one at most; drawn by
+   seed, `track_split`) is scored, the rest fitted. A track's room noise and
+   microphone gain thus cannot pass for its speaker (avsynth's validation
+   clips lie in the train clips' sessions). A speaker with one track is
+   fitted on, not scored (counted in the notes). `chance` rows: the most
+   frequent fitted class; `mfcc` rows (speaker only): the MFCC statistics of
+   each whole utterance (`mfcc_statistics`). Both fill both heads' columns.
 4. limited labels: configs/speaker.py (supervised speaker classification
    with the same audio stream, over `config.data`'s speakers) from scratch
    (`supervised`) and from DIR/encoders/VARIANT for each of `finetune_from`
@@ -87,6 +94,7 @@ VERIFICATION_FEATURES = ('audio', 'speaker', 'track')  # Trials, identification,
 PRETRAIN_FEATURES = ('audio', 'video', 'track')  # Faces matched to voices within a track.
 FRAMEWISE = ('viseme', 'words', 'word_start', 'word_end')  # The viseme and word probes'.
 SPLITS = ('train', 'validation', 'test')  # Probes fitted on train; verification on test.
+SPEAKER_PROBE_SPLITS = ('train', 'validation')  # Pooled, then divided by track.
 RUN_DIRS = ('pretrain', 'encoders', 'speaker')  # What `run` writes under its workdir.
 
 
@@ -110,6 +118,7 @@ def get_config(preset='default'):
   config.batch_size = 64  # Of the embedding passes.
   config.max_probe_steps = 20_000  # Train-split steps a viseme probe is fitted on.
   config.max_probe_utterances = 20_000  # Per split, of the speaker probe (speaker-stratified).
+  config.probe_scored_tracks = 1 / 3  # Of each speaker's tracks, the speaker probe's scored.
   config.projected = ('both', 'disentangle', SUPERVISED)  # Drawn in projection.png.
   if preset == 'tiny':
     config.data.config = config.pretrain_data.config = 'heads_tiny'
@@ -162,7 +171,7 @@ def probed_positions(source, limit, seed):
   return pipeline.label_subset(speakers, limit / len(source), seed)
 
 
-def utterance(clip, waveform):
+def utterance(clip, waveform, mfcc):
   """What the suite keeps of one example (`load_split`)."""
   kept = dict(mel=disentangle.log_mel_features(clip['audio']),
               frames=len(clip['audio']) // ops.SAMPLES_PER_FRAME, index=clip['index'],
@@ -170,22 +179,26 @@ def utterance(clip, waveform):
               name=clip['path'].decode() if 'path' in clip else f'index {clip["index"]}')
   if waveform:
     kept['audio'] = ops.to_float(clip['audio'])
+  if mfcc:
+    kept['mfcc'] = mfcc_statistics(ops.to_float(clip['audio']))
   if framewise(clip):
     kept.update(viseme=clip['viseme'],
                 words=list(zip(clip['words'], clip['word_start'], clip['word_end'])))
   return kept
 
 
-def load_split(config, split, waveforms=False, limit=0):
+def load_split(config, split, waveforms=False, limit=0, mfcc=False):
   """{'mel' [N] (`log_mel_features`), 'frames', 'index', 'speaker', 'track' [N], 'name' [N]
-  (its path, or index), 'audio' [N] (waveforms, if asked), 'viseme' [N, T] and 'words'
-  [(word, start, end)] per utterance (where the dataset has them)} of a split of
-  `config.data` in record order: all of it, or `probed_positions` of `limit`."""
+  (its path, or index), 'audio' [N] (waveforms, if asked), 'mfcc' [N, 26]
+  (`mfcc_statistics`, if asked), 'viseme' [N, T] and 'words' [(word, start, end)] per
+  utterance (where the dataset has them)} of a split of `config.data` in record order:
+  all of it, or `probed_positions` of `limit`."""
   source = pipeline.load_source(config.data, split)
-  kept = [utterance(source[int(i)], waveforms)
+  kept = [utterance(source[int(i)], waveforms, mfcc)
           for i in probed_positions(source, limit, config.seed)]
   data = {key: [u[key] for u in kept] for key in kept[0]}
-  data.update({key: np.array(data[key]) for key in ('frames', 'index', 'speaker', 'track')})
+  data.update({key: np.array(data[key])
+               for key in ('frames', 'index', 'speaker', 'track', 'mfcc') if key in data})
   if 'viseme' in data:
     data['viseme'] = np.stack(data['viseme'])
   return data
@@ -242,15 +255,20 @@ def utterance_embeddings(encoder, params, crops, batch_size):
           for name, h in zip(('identity', 'content'), heads)}
 
 
+def mfcc_statistics(waveform):
+  """[26]: the mean and standard deviation over time of 13 MFCCs of a waveform."""
+  m = ops.mfcc(waveform)
+  return np.concatenate([m.mean(0), m.std(0)])
+
+
 def mfcc_embeddings(waveforms, crop_frames, crops):
-  """[N, 26]: the crop-averaged mean and standard deviation of 13 MFCCs over each crop
-  (waveforms may differ in length)."""
+  """[N, 26]: the crop-averaged `mfcc_statistics` of each crop (waveforms may differ in
+  length)."""
   size = ops.SAMPLES_PER_FRAME * crop_frames
   starts = lambda w: ops.SAMPLES_PER_FRAME * crop_starts(
       len(w) // ops.SAMPLES_PER_FRAME, crop_frames, crops)
-  stats = lambda m: np.concatenate([m.mean(0), m.std(0)])
   return verification.average_crops(np.stack([
-      [stats(ops.mfcc(w[s:s + size])) for s in starts(w)] for w in waveforms]))
+      [mfcc_statistics(w[s:s + size]) for s in starts(w)] for w in waveforms]))
 
 
 # ---- scores ----
@@ -327,10 +345,43 @@ def probe_splits(data):
   return ('train', 'validation', 'test') if 'viseme' in data['train'] else ('train', 'validation')
 
 
-def probe_sets(steps, data, max_steps, seed):
+def track_split(speakers, tracks, scored_share, seed):
+  """(fitted, scored) positions of utterances of `speakers` and `tracks` [N]: of each
+  speaker's tracks, round(scored_share x its tracks) (at least one, all but one at most;
+  drawn by `seed` and the speaker id) are scored, the rest fitted; a speaker with one
+  track is fitted only. No track is both fitted and scored."""
+  speakers, tracks = np.asarray(speakers), np.asarray(tracks)
+  scored = np.zeros(len(speakers), bool)
+  for speaker in np.unique(speakers):
+    own = speakers == speaker
+    names = np.unique(tracks[own])
+    if len(names) > 1:
+      count = min(max(1, int(round(scored_share * len(names)))), len(names) - 1)
+      drawn = np.random.default_rng([seed, int(speaker)]).choice(names, count, replace=False)
+      scored |= own & np.isin(tracks, drawn)
+  return np.flatnonzero(~scored), np.flatnonzero(scored)
+
+
+def pooled(data, key):
+  """`key` of the SPEAKER_PROBE_SPLITS of `data`, concatenated."""
+  return np.concatenate([data[split][key] for split in SPEAKER_PROBE_SPLITS])
+
+
+def speaker_set(features, data, scored_share, seed):
+  """(fitted x, fitted y, scored x, scored y) of the speaker probe on utterance `features`
+  [N, D] of the pooled SPEAKER_PROBE_SPLITS, divided by `track_split`; None if no
+  speaker has two tracks."""
+  speakers = pooled(data, 'speaker')
+  fit, scored = track_split(speakers, pooled(data, 'track'), scored_share, seed)
+  if not scored.size:
+    return None
+  return features[fit], speakers[fit], features[scored], speakers[scored]
+
+
+def probe_sets(steps, data, max_steps, seed, scored_share):
   """{target: (train x, train y, test x, test y)} of one head's per-step embeddings
   `steps` {split: [N, T, D]}: viseme (per step) and word where the data has their labels,
-  and speaker."""
+  and speaker (`speaker_set` of the utterance means) where a speaker has two tracks."""
   train = steps['train']
   sets = {}
   if 'viseme' in data['train']:
@@ -346,8 +397,10 @@ def probe_sets(steps, data, max_steps, seed):
                       test_visemes[test_keep])
     sets['word'] = (word_features(train, data['train']['words'])
                     + word_features(test, data['test']['words']))
-  sets['speaker'] = (train.mean(axis=1), data['train']['speaker'],
-                     steps['validation'].mean(axis=1), data['validation']['speaker'])
+  speaker = speaker_set(np.concatenate([steps[s].mean(axis=1) for s in SPEAKER_PROBE_SPLITS]),
+                        data, scored_share, seed)
+  if speaker is not None:
+    sets['speaker'] = speaker
   return sets
 
 
@@ -367,20 +420,43 @@ def probe_rows(method, encoder, params, data, config):
   rows = []
   for index, head in enumerate(('identity', 'content')):
     steps = {split: heads[index] for split, heads in per_split.items()}
-    for target, sets in probe_sets(steps, data, config.max_probe_steps, config.seed).items():
+    for target, sets in probe_sets(steps, data, config.max_probe_steps, config.seed,
+                                   config.probe_scored_tracks).items():
       rows.append(runs.row(method, 'frozen', 'probe', f'{target}_from_{head}',
                            linear_probe.ridge_accuracy(*sets)))
   return rows
 
 
-def chance_rows(data):
+def chance_rows(data, config):
   """`chance` rows of each probe target: the most frequent fitted class."""
   dummy = {split: np.zeros((len(d['speaker']), d['viseme'].shape[1] if 'viseme' in d else 1, 1))
            for split, d in data.items()}
   return [runs.row('chance', 'baseline', 'probe', f'{target}_from_{head}',
                    majority_accuracy(sets[1], sets[3]))
-          for target, sets in probe_sets(dummy, data, 10**9, 0).items()
+          for target, sets in probe_sets(dummy, data, 10**9, config.seed,
+                                         config.probe_scored_tracks).items()
           for head in ('identity', 'content')]
+
+
+def mfcc_probe_rows(data, config):
+  """`mfcc` rows of the speaker probe on `mfcc_statistics` (both heads' columns); none if
+  no speaker has two tracks."""
+  sets = speaker_set(pooled(data, 'mfcc'), data, config.probe_scored_tracks, config.seed)
+  if sets is None:
+    return []
+  accuracy = linear_probe.ridge_accuracy(*sets)
+  return [runs.row('mfcc', 'baseline', 'probe', f'speaker_from_{head}', accuracy)
+          for head in ('identity', 'content')]
+
+
+def speaker_probe_counts(data, config):
+  """(fitted utterances, scored utterances, scored speakers, speakers fitted only) of the
+  speaker probe."""
+  speakers = pooled(data, 'speaker')
+  fit, scored = track_split(speakers, pooled(data, 'track'), config.probe_scored_tracks,
+                            config.seed)
+  scored_speakers = len(np.unique(speakers[scored]))
+  return len(fit), len(scored), scored_speakers, len(np.unique(speakers)) - scored_speakers
 
 
 # ---- plots ----
@@ -486,7 +562,22 @@ def check_data(config, workdir):
                      f'supervised speaker runs on {fraction:g} of the labels')
 
 
-def _notes(config, steps, content_probes, trials_dropped):
+def _speaker_probe_note(config, counts):
+  """What the speaker probe fitted and scored (`speaker_probe_counts`)."""
+  fitted, scored, speakers, fitted_only = counts
+  if not scored:
+    return 'no speaker probe: no train speaker has two tracks'
+  single = (f'; speakers with a single track, fitted on but not scored: {fitted_only}'
+            if fitted_only else '')
+  return ('speaker: utterance means, cut to the shortest probed utterance, and MFCC '
+          "statistics of whole utterances; the train speakers' train and validation "
+          f'utterances (at most {config.max_probe_utterances} of each) pooled, fitted on '
+          f'{fitted} and scored on {scored} utterances of {speakers} speakers, from tracks '
+          f'(sessions, videos) the probe was not fitted on ({config.probe_scored_tracks:.2g} '
+          f"of each speaker's tracks, drawn by seed){single}")
+
+
+def _notes(config, steps, content_probes, trials_dropped, speaker_probe):
   data = runs.dataset_name(config.data)
   pretraining = (f'disentangle pretrained on {runs.dataset_name(config.pretrain_data)}, '
                  f'{max(steps)} steps per variant' if steps else 'no disentangle variant run')
@@ -500,10 +591,8 @@ def _notes(config, steps, content_probes, trials_dropped):
           f'{dropped} by cosine of {config.crops}-crop averaged embeddings '
           f'({config.crop_frames} frames a crop, spread over each utterance); identification '
           'enrols each test speaker on its first session. Probes: ridge classifiers on frozen '
-          f'embeddings ({content}speaker: utterance means, cut to the shortest probed '
-          'utterance, train -> validation split, at most '
-          f'{config.max_probe_utterances} utterances each); chance = the most frequent '
-          f'class.{skipped}')
+          f'embeddings ({content}{_speaker_probe_note(config, speaker_probe)}); chance = the '
+          f'most frequent fitted class.{skipped}')
 
 
 def comparisons(config):
@@ -517,10 +606,11 @@ def comparisons(config):
 
 def load_data(config):
   """{split: `load_split`}: test whole, with waveforms; train and validation (the probes')
-  at most `max_probe_utterances` each."""
+  at most `max_probe_utterances` each, with MFCC statistics."""
   limit = config.max_probe_utterances
   return {split: load_split(config, split, waveforms=split == 'test',
-                            limit=0 if split == 'test' else limit) for split in SPLITS}
+                            limit=0 if split == 'test' else limit, mfcc=split != 'test')
+          for split in SPLITS}
 
 
 def run(config, workdir):
@@ -536,7 +626,8 @@ def run(config, workdir):
   test = data['test']
   trial_list = trials(trial_rows, test['index'], dataset)
   test_crops = crops_of(test['mel'], config.crop_frames, config.crops)
-  rows, curves, projected, steps = chance_rows(data), {}, {}, []
+  rows = chance_rows(data, config) + mfcc_probe_rows(data, config)
+  curves, projected, steps = {}, {}, []
 
   def score(method, mode, encoder, params, label_fraction=1.0, heads=('identity', 'content')):
     embeddings = utterance_embeddings(encoder, params, test_crops, config.batch_size)
@@ -558,7 +649,8 @@ def run(config, workdir):
     results.write(workdir, results.with_seed(rows, config.seed),
                   reference=dict(snr_db=None, label_fraction=1.0), title='Speaker suite',
                   by_task=True, comparisons=comparisons(config),
-                  notes=_notes(config, steps, 'viseme' in test, trials_dropped),
+                  notes=_notes(config, steps, 'viseme' in test, trials_dropped,
+                               speaker_probe_counts(data, config)),
                   images=[n for n, c in (('det.png', curves), ('projection.png', projected)) if c])
 
   new, scores = verification_rows(

@@ -56,8 +56,10 @@ Seeds: `run` is one seed, `config.seed`, which every run it makes takes
 (pretraining through `method_config`, probes, label subsets, test noise, the
 random encoder); `python -m avjax.evaluate --seeds=N` runs N of them
 (`runs.run_seeds`). results.md compares (`results.compare`, with 2+ seeds)
-each pretrained method with `random` and `mfcc`, each `M+energy` with `M`,
-`mfcc` with `mfcc-c0`, and each fine-tuned method with `supervised`.
+each pretrained method with `random` and `mfcc`, recon (visual) with aot and
+odd (audio-only), multitask with each of them, each `M+energy` with `M` and
+with `energy`, `mfcc` with `mfcc-c0`, and each fine-tuned method with
+`supervised`: at the reference conditions and at each SNR and label fraction.
 """
 
 import dataclasses
@@ -85,6 +87,7 @@ from avjax.evaluate import results
 from avjax.evaluate import runs
 
 RANDOM, SUPERVISED = 'random', 'supervised'
+VISUAL, MULTITASK, AUDIO_ONLY = 'recon', 'multitask', ('aot', 'odd')  # The paper's pretexts.
 # name: (probe kind, the features its labels come from).
 TASKS = {
     'word': ('classify', ('words', 'word_start', 'word_end')),
@@ -469,11 +472,17 @@ def loudness_rows(config):
 def comparisons(config):
   """The (method, mode) pairs results.md compares (module docstring)."""
   frozen = lambda m: (m, 'frozen')
-  pairs = [(frozen(m), frozen(base)) for m in pretrained_methods(config)
+  pretrained = pretrained_methods(config)
+  pairs = [(frozen(m), frozen(base)) for m in pretrained
            for base in (RANDOM, 'mfcc') if base in config.methods]
+  pairs += [(frozen(VISUAL), frozen(m)) for m in AUDIO_ONLY
+            if VISUAL in pretrained and m in pretrained]
+  pairs += [(frozen(MULTITASK), frozen(m)) for m in (VISUAL, *AUDIO_ONLY)
+            if MULTITASK in pretrained and m in pretrained]
   if loudness_rows(config):
-    pairs += [(frozen(f'{m}+{ENERGY}'), frozen(m)) for m in config.methods
-              if m not in (SUPERVISED, *features.HANDCRAFTED)]
+    encoders = [m for m in config.methods if m not in (SUPERVISED, *features.HANDCRAFTED)]
+    pairs += [(frozen(f'{m}+{ENERGY}'), frozen(m)) for m in encoders]
+    pairs += [(frozen(f'{m}+{ENERGY}'), frozen(ENERGY)) for m in encoders]
     pairs += [(frozen('mfcc'), frozen('mfcc-c0'))] if 'mfcc' in config.methods else []
   if SUPERVISED in config.finetune and SUPERVISED in config.methods:
     pairs += [((m, 'finetune'), (SUPERVISED, 'finetune')) for m in pretrained_methods(config)

@@ -147,7 +147,7 @@ def _write_uncompressed(cls, path, iterator):
 class Avsynth(base.Builder):
   """avsynth: talking heads and sounding scenes with known ground truth."""
 
-  VERSION = tfds.core.Version('1.3.0')
+  VERSION = tfds.core.Version('1.3.1')
   RELEASE_NOTES = {'1.0.0': 'First release.',
                    '1.1.0': 'Feature `index`, which the heads trials refer to.',
                    '1.2.0': 'Video and audio uncompressed, in uncompressed array_record: '
@@ -156,7 +156,8 @@ class Avsynth(base.Builder):
                             "clip's speaker and session at rest, expression neutral) and "
                             '`eyes_box`; expressions with onsets and offsets, brows and head '
                             'that move with pitch accents, head motion scaled by arousal, '
-                            'formants that follow the smile.'}
+                            'formants that follow the smile.',
+                   '1.3.1': 'heads: trial pairs drawn without replacement; clips unchanged.'}
   BUILDER_CONFIGS = [
       AvsynthConfig(world='heads', preset='heads', description='Talking heads, 64x64, 2 s.'),
       AvsynthConfig(world='scenes', preset='scenes', description='Sounding scenes, 64x64, 4 s.'),

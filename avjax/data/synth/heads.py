@@ -365,15 +365,27 @@ def expression_controls(config: HeadsConfig, split: str, index: int,
 
 
 def trials(config: HeadsConfig, seed: int = 0) -> list[tuple[int, int, int]]:
-  """Balanced (same=1 / different=0, test index a, test index b) pairs."""
+  """Balanced (same=1 / different=0, test index a, test index b) pairs, a < b, drawn
+  without replacement: no pair twice, none of a clip with itself. Targets and
+  non-targets alternate (ceil(num_trials / 2) targets); ValueError if the test split
+  has fewer distinct pairs of either kind than that asks for."""
   rng = speakers.rng_for(seed, 'trials')
   n = split_sizes(config)['test']
   spk = np.array([clip_identity(config, 'test', i)[0] for i in range(n)])
+  a, b = np.triu_indices(n, 1)
+  counts = {1: (config.num_trials + 1) // 2, 0: config.num_trials // 2}
+  drawn = {}
+  for label, count in counts.items():
+    pool = np.flatnonzero((spk[a] == spk[b]) == bool(label))
+    if count > len(pool):
+      raise ValueError(
+          f'avsynth heads trials: config.num_trials={config.num_trials} asks for {count} '
+          f'{"target" if label else "non-target"} pairs, but the test split has only '
+          f'{len(pool)} distinct ones')
+    drawn[label] = rng.choice(pool, count, replace=False)
   out = []
   for k in range(config.num_trials):
-    a = int(rng.integers(n))
-    same = k % 2 == 0
-    pool = np.flatnonzero((spk == spk[a]) == same)
-    pool = pool[pool != a]
-    out.append((int(same), a, int(rng.choice(pool))))
+    label = int(k % 2 == 0)
+    pair = drawn[label][k // 2]
+    out.append((label, int(a[pair]), int(b[pair])))
   return out
