@@ -245,6 +245,18 @@ def test_evaluate_scores_each_video_with_both_tracks(task, batch, params):
   np.testing.assert_allclose(evaluated['pair_accuracy'], np.mean(logits[:, 0] > logits[:, 1]))
 
 
+def test_evaluate_under_the_softmax_loss_scores_which_track_is_aligned(config, batch, params):
+  """loss='softmax': evaluate's loss and accuracy are the track loss's (does the aligned
+  track score highest), not a threshold at 0 that only a sigmoid loss calibrates."""
+  softmax = config.copy_and_resolve_references()
+  softmax.sync.loss = 'softmax'
+  task = sync.Sync(softmax)
+  logits = np.asarray(task.logits(params, batch))
+  evaluated = jax.jit(task.evaluate)(params, batch)
+  np.testing.assert_allclose(evaluated['loss'], sync.track_metrics(logits)[0], rtol=1e-5)
+  np.testing.assert_allclose(evaluated['accuracy'], np.mean(logits[:, 0] > logits[:, 1]))
+
+
 def test_expand_of_a_compact_batch_gives_the_float_batch_and_its_loss(config, task, batch,
                                                                       params):
   """The compact batch (uint8, int16, the shift) expanded on the device is the float one

@@ -205,8 +205,9 @@ class Sync:
 
   def evaluate(self, params, batch):
     logits = self.logits(params, batch)
+    metrics = track_metrics if self.config.loss == 'softmax' else pair_metrics
     # pair_accuracy: the aligned audio scores above the shifted one.
-    return dict(pair_metrics(logits)[1], pair_accuracy=(logits[:, 0] > logits[:, 1]).mean())
+    return dict(metrics(logits)[1], pair_accuracy=(logits[:, 0] > logits[:, 1]).mean())
 
   def visualize(self, params, batch, max_clips=4):
     """Each clip's middle frame beside it tinted by |CAM| (aligned audio, time-averaged)."""
