@@ -164,6 +164,20 @@ def _seed_text(seed_list):
   return ', '.join(map(str, seed_list))
 
 
+def _pair_label(a, b):
+  """'recon (frozen) - random (frozen)'."""
+  return f'{a[0]} ({a[1]}) - {b[0]} ({b[1]})'
+
+
+def _difference_text(rows, index, a, b, task_metric, conditions):
+  """`_format_difference` of cell a minus cell b ((method, mode) pairs) on `task_metric` at
+  `conditions`; '-' where either cell has no row (`index`: `by_cell(rows)`)."""
+  key = lambda mm: dict(zip(CELL, (*mm, *task_metric, *(conditions[k] for k in CONDITIONS))))
+  if cell(key(a)) not in index or cell(key(b)) not in index:
+    return '-'
+  return _format_difference(compare(rows, key(a), key(b)))
+
+
 def comparison_lines(rows, reference, comparisons, by_task=False, level=2):
   """Markdown lines: a table of the `comparisons` ((method, mode) pairs, first minus
   second) on each task and metric both have at the reference conditions (a table per
@@ -172,20 +186,17 @@ def comparison_lines(rows, reference, comparisons, by_task=False, level=2):
     return []
   index = by_cell(rows)
   task_metrics = _unique((r['task'], r['metric']) for r in rows)
-  key = lambda mm, tm: dict(zip(CELL, (*mm, *tm, *(reference[k] for k in CONDITIONS))))
-  has = lambda mm, tm: cell(key(mm, tm)) in index
+  difference = lambda a, b, tm: _difference_text(rows, index, a, b, tm, reference)
   lines = ['', f'{"#" * level} Comparisons', '',
            'Differences at the reference conditions, first minus second, paired over the '
            'seeds both have: mean ± standard error; **bold**: a gap, |difference| > 2 SE.']
   for task in (_unique(r['task'] for r in rows) if by_task else [None]):
     metrics = [tm for tm in task_metrics if task in (None, tm[0])]
-    pairs = [(a, b) for a, b in comparisons
-             if any(has(a, tm) and has(b, tm) for tm in metrics)]
-    if not pairs:
+    body = [[_pair_label(a, b)] + [difference(a, b, tm) for tm in metrics]
+            for a, b in comparisons]
+    body = [row for row in body if any(text != '-' for text in row[1:])]
+    if not body:
       continue
-    body = [[f'{a[0]} ({a[1]}) - {b[0]} ({b[1]})'] + [
-        _format_difference(compare(rows, key(a, tm), key(b, tm)))
-        if has(a, tm) and has(b, tm) else '-' for tm in metrics] for a, b in pairs]
     lines += [''] + ([f'{"#" * (level + 1)} {task}', ''] if task else [])
     lines += _table(['comparison'] + [f'{t} {m}' if task is None else m for t, m in metrics],
                     body)
@@ -242,16 +253,10 @@ def condition_comparison_lines(rows, reference, comparisons, task_metric, column
   if len(seeds(rows)) < 2:
     return []
   index = by_cell(rows)
-  key = lambda mm, conditions: dict(zip(CELL, (*mm, *task_metric,
-                                               *(conditions[k] for k in CONDITIONS))))
-  has = lambda mm, conditions: cell(key(mm, conditions)) in index
-  body = []
-  for a, b in comparisons:
-    cells = [{**reference, k: v} for k, v in columns]
-    if any(has(a, c) and has(b, c) for c in cells):
-      body.append([f'{a[0]} ({a[1]}) - {b[0]} ({b[1]})'] + [
-          _format_difference(compare(rows, key(a, c), key(b, c)))
-          if has(a, c) and has(b, c) else '-' for c in cells])
+  cells = [{**reference, k: v} for k, v in columns]
+  body = [[_pair_label(a, b)] + [_difference_text(rows, index, a, b, task_metric, c)
+                                 for c in cells] for a, b in comparisons]
+  body = [row for row in body if any(text != '-' for text in row[1:])]
   if not body:
     return []
   return ['', f'Differences ({task_metric[0]} {task_metric[1]}), first minus second, '

@@ -37,7 +37,7 @@ def loudness(audio, num_frames, frame_stride=1):
   interval i holds the audio of the frames after shown frame i up to shown frame
   i + 1, the span in which the motion between them happened."""
   audio = np.asarray(audio)
-  audio = audio / 32768.0 if audio.dtype == np.int16 else audio.astype(np.float32)
+  audio = ops.to_float(audio) if audio.dtype == np.int16 else audio.astype(np.float32)
   span = frame_stride * ops.SAMPLES_PER_FRAME
   first = ops.SAMPLES_PER_FRAME
   spans = audio[..., first:first + span * (num_frames - 1)].reshape(
