@@ -147,7 +147,7 @@ def _write_uncompressed(cls, path, iterator):
 class Avsynth(base.Builder):
   """avsynth: talking heads and sounding scenes with known ground truth."""
 
-  VERSION = tfds.core.Version('1.3.1')
+  VERSION = tfds.core.Version('1.4.0')
   RELEASE_NOTES = {'1.0.0': 'First release.',
                    '1.1.0': 'Feature `index`, which the heads trials refer to.',
                    '1.2.0': 'Video and audio uncompressed, in uncompressed array_record: '
@@ -157,7 +157,12 @@ class Avsynth(base.Builder):
                             '`eyes_box`; expressions with onsets and offsets, brows and head '
                             'that move with pitch accents, head motion scaled by arousal, '
                             'formants that follow the smile.',
-                   '1.3.1': 'heads: trial pairs drawn without replacement; clips unchanged.'}
+                   '1.3.1': 'heads: trial pairs drawn without replacement; clips unchanged.',
+                   '1.4.0': 'heads: faces and voices share sex, age and body size '
+                            '(`speakers.person`): F0 by sex and age, formants by sex and '
+                            'height, breathiness and jitter by age; head size by sex and '
+                            'height, greying and receding hairlines by age, with effect '
+                            'sizes from published measurements.'}
   BUILDER_CONFIGS = [
       AvsynthConfig(world='heads', preset='heads', description='Talking heads, 64x64, 2 s.'),
       AvsynthConfig(world='scenes', preset='scenes', description='Sounding scenes, 64x64, 4 s.'),
