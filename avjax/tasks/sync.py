@@ -162,6 +162,8 @@ class Sync:
                               remat=config.get('remat', False))
     # `net.apply`, jitted for host-side use (`visualize`, CAMs for localisation).
     self.apply_net = jax.jit(self.net.apply)
+    # (loss, metrics) of logits [B, 2]: the track softmax's or the pair loss's.
+    self.metrics = track_metrics if self.config.loss == 'softmax' else pair_metrics
 
   def init(self, rng, batch):
     batch = self.expand(batch)
@@ -200,14 +202,12 @@ class Sync:
 
   def loss(self, params, batch, rng):
     """Training: the video flipped at random (`flip`) with `rng`; None: not augmented."""
-    metrics = track_metrics if self.config.loss == 'softmax' else pair_metrics
-    return metrics(self.logits(params, batch, rng))
+    return self.metrics(self.logits(params, batch, rng))
 
   def evaluate(self, params, batch):
     logits = self.logits(params, batch)
-    metrics = track_metrics if self.config.loss == 'softmax' else pair_metrics
     # pair_accuracy: the aligned audio scores above the shifted one.
-    return dict(metrics(logits)[1], pair_accuracy=(logits[:, 0] > logits[:, 1]).mean())
+    return dict(self.metrics(logits)[1], pair_accuracy=(logits[:, 0] > logits[:, 1]).mean())
 
   def visualize(self, params, batch, max_clips=4):
     """Each clip's middle frame beside it tinted by |CAM| (aligned audio, time-averaged)."""
