@@ -40,8 +40,8 @@ def get_config(arg=None):
   config.data.config = 'heads'
   config.probe.labels = ()  # The linear probe reads an `audio_encoder`; this task has none.
   # Default: sized for the speaker suite's hour on a 2-core CPU. It trains at
-  # 2.2-2.8 steps/s there, 7.1 min for 1000 steps (2026-11-23; README's speaker table:
-  # `both` reaches EER 30% on unseen speakers, identity starting to learn near step 500).
+  # 2.7-4.8 steps/s there, 3.5-6 min for 1000 steps (2026-12-05: the identity loss
+  # below ln 16 - 0.2 by step 300 in `both` and `disentangle`, seeds 0-2; docs/speaker.md).
   # Batch 16 of 144 train tracks of 48 speakers: 0.7 same-track and 1.7 other-track
   # same-speaker pairs per batch, left out of the identity softmax (mask_same_*).
   config.batch_size = 16

@@ -38,8 +38,8 @@ statistics (the `face` window by those of `video`, `embed`) and returns the
 new running averages as `metrics['statistics']`, which the trainer sets
 (`avjax.train.train_step`); `evaluate`, the exports and every scoring read
 the running averages, so they give the same embeddings. The cosine logits
-start at `twostream.initial_scale` (8 for the default's 64 dims), so the first
-losses sit near chance.
+start at `twostream.initial_scale` (2.5 for the default's 64 dims), so the
+first logits spread as the public trainer's do and the first losses sit at chance.
 
 Losses (weights in `config.disentangle`):
 - **content** (multi-way matching, Chung et al. 2019, "Perfect match"):
