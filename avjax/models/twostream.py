@@ -306,7 +306,7 @@ def initial_scale(embedding):
   spread of 1 (w = sqrt(D)) starts 0.3-0.5 nats above chance at batch 16, and the
   identity loss of the default disentangle run spends its first 100-150 steps coming
   back down (`both`, seeds 0-2, identity loss at step 300: 2.57-2.65 at w = 8,
-  2.48-2.53 at w = 2.5; ln 16 = 2.77)."""
+  2.44-2.48 at w = 2.5; ln 16 = 2.77)."""
   return 10.0 * (float(embedding) / 1024) ** 0.5
 
 
