@@ -376,7 +376,7 @@ def test_bss_rows_score_the_on_screen_voice_against_both():
   references = rng.normal(size=(3, 2, 4000)) * np.array([1.0, 0.5])[:, None]
   mixture = references.sum(1)
   rows = {r['metric']: r['value'] for r in sync_suite.bss_rows(
-      'mixture', np.stack([mixture, mixture], 1), references)}
+      'mixture', np.stack([mixture, mixture], 1), references, mixture)}
   on = references[:, 0]
   scale = (mixture * on).sum(-1) / (on * on).sum(-1)
   expected = 10 * np.log10((scale**2 * (on * on).sum(-1)) /
@@ -390,8 +390,11 @@ def test_bss_rows_score_the_on_screen_voice_against_both():
     np.testing.assert_allclose(rows[metric], np.mean([r[k][0] for r in reference]), rtol=1e-6)
   assert rows['sar'] > 100  # The mixture has no artefacts: SAR is rounding error.
   near = references + 1e-3 * rng.normal(size=references.shape)
-  perfect = {r['metric']: r['value'] for r in sync_suite.bss_rows('x', near, references)}
+  assert rows['si_sdr_improvement'] == 0.0  # The mixture against itself.
+  perfect = {r['metric']: r['value'] for r in sync_suite.bss_rows('x', near, references, mixture)}
   assert perfect['sdr'] > 40 and perfect['si_sdr'] > 40
+  np.testing.assert_allclose(perfect['si_sdr_improvement'], perfect['si_sdr'] - expected.mean(),
+                             rtol=1e-6)
 
 
 def test_middle_windows_align_frames_masks_and_audio(data_dir):
@@ -438,7 +441,7 @@ def test_tiny_sync_suite_writes_results_overlays_and_wavs(data_dir, tmp_path):
                for f in config.label_fractions}
   expected |= {('separation', method, m, 1.0)
                for method in ('mixture', 'pit', 'onoff', 'onoff_sync')
-               for m in ('sdr', 'sir', 'sar', 'si_sdr')}
+               for m in ('sdr', 'sir', 'sar', 'si_sdr', 'si_sdr_improvement')}
   assert found == expected and len(rows) == len(expected)
   for r in rows:
     if r['metric'] in ('accuracy', 'pair_accuracy', 'pointing_accuracy', 'pixel_auc'):

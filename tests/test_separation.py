@@ -209,15 +209,16 @@ def test_targets_are_normalised_into_the_tanh_range():
 
 
 def test_pit_loss_ignores_the_order_of_the_heads_and_onoff_loss_does_not():
+  l1 = lambda p, t: separation.spectrogram_l1(p, t, 0.01)
   rng = np.random.default_rng(0)
   target = rng.uniform(-1, 1, (3, 2, 4, 8, 2)).astype(np.float32)
   pred = rng.uniform(-1, 1, target.shape).astype(np.float32)
   for p in (pred, target):
-    np.testing.assert_allclose(separation.pit_l1(p[:, ::-1], target, 0.01)[0],
-                               separation.pit_l1(p, target, 0.01)[0], rtol=1e-6)
-  loss, swapped = separation.pit_l1(target[:, ::-1], target, 0.01)
+    np.testing.assert_allclose(separation.pit(l1, p[:, ::-1], target)[0],
+                               separation.pit(l1, p, target)[0], rtol=1e-6)
+  loss, swapped = separation.pit(l1, target[:, ::-1], target)
   np.testing.assert_allclose(loss, 0)
-  assert swapped.all() and not separation.pit_l1(target, target, 0.01)[1].any()
+  assert swapped.all() and not separation.pit(l1, target, target)[1].any()
   assert (separation.spectrogram_l1(target[:, ::-1], target, 0.01) > 0.1).all()
   expected = (np.abs(pred - target)[..., 0].mean((2, 3))
               + 0.01 * np.abs(pred - target)[..., 1].mean((2, 3))).sum(1)
@@ -250,12 +251,69 @@ def test_si_sdr_is_that_of_bss():
 
 def test_evaluate_scores_the_mixture_as_bss_does(task, batch, params, evaluate):
   metrics = evaluate(params, batch)
-  assert set(metrics) == {'loss', 'si_sdr', 'mixture_si_sdr'}
+  assert set(metrics) == {'loss', 'si_sdr', 'mixture_si_sdr', 'si_sdr_improvement'}
   audio = np.asarray(task.expand(batch)['audio'], np.float64)
   mixture = audio + np.roll(audio, 1, axis=0)
   np.testing.assert_allclose(metrics['mixture_si_sdr'], bss.si_sdr(mixture, audio).mean(),
                              rtol=1e-4)
+  estimates = np.asarray(jax.jit(task.separate)(params, batch)[0], np.float64)
+  np.testing.assert_allclose(metrics['si_sdr_improvement'],
+                             (bss.si_sdr(estimates[:, 0], audio) - bss.si_sdr(mixture, audio)).mean(),
+                             rtol=1e-3, atol=1e-3)
   assert np.isfinite(metrics['si_sdr']) and metrics['loss'] > 0
+
+
+def test_mask_heads_scale_the_mixture_and_keep_its_phase(task, batch, params):
+  """'mask' (the default): each estimate is (h + 1) / 2 times the mixture's spectrum, h the
+  head's first channel as 'spectrogram' reads it; with Owens's loss, the magnitude L1
+  alone for masks, and the phase L1 added for 'spectrogram' outputs."""
+  spectrogram = separation.Separation(tiny_config(output='spectrogram', loss='spectrogram'))
+  expanded = task.expand(batch)
+  loss, heads, sources, mixture = separation.Separation(
+      tiny_config(loss='spectrogram'))._heads_and_loss(params, expanded)
+  loss_s, raw, _, _ = spectrogram._heads_and_loss(params, expanded)
+  heads, raw = (separation.to_features(x, task.db_range) for x in (heads, raw))
+  spectrum = np.asarray(separation.stft(mixture, **task.stft_sizes))[:, None]
+  expected = separation.to_features((np.asarray(raw[..., 0]) + 1) / 2 * spectrum, task.db_range)
+  np.testing.assert_allclose(heads, expected, atol=1e-5)
+  loud = np.broadcast_to(np.abs(spectrum) > 1e-2, heads.shape[:-1])
+  np.testing.assert_allclose(heads[..., 1][loud],
+                             np.broadcast_to(np.angle(spectrum) / np.pi, loud.shape)[loud],
+                             atol=1e-5)  # The mixture's phase.
+  targets = separation.to_features(separation.stft(sources, **task.stft_sizes), task.db_range)
+  np.testing.assert_allclose(loss, np.abs(heads[..., 0] - targets[..., 0]).mean((2, 3)).sum(1),
+                             rtol=1e-5)
+  magnitude = np.abs(raw[..., 0] - targets[..., 0]).mean((2, 3)).sum(1)
+  np.testing.assert_allclose(loss_s - magnitude,
+                             0.01 * np.abs(raw[..., 1] - targets[..., 1]).mean((2, 3)).sum(1),
+                             rtol=1e-3)
+  with pytest.raises(ValueError, match="unknown separation.output 'nosuch'"):
+    separation.Separation(tiny_config(output='nosuch'))
+  with pytest.raises(ValueError, match="unknown separation.loss 'nosuch'"):
+    separation.Separation(tiny_config(loss='nosuch'))
+
+
+def test_si_sdr_loss_is_minus_the_heads_si_sdr(task, batch, params, pit):
+  """The default loss: minus the SI-SDR of each head's waveform, summed; PIT's in the
+  better order of its heads."""
+  estimates, references, _ = (np.asarray(x, np.float64) for x in task.separate(params, batch))
+  loss = float(task.loss(params, batch, None)[0])
+  expected = -bss.si_sdr(estimates, references).sum(-1).mean()
+  np.testing.assert_allclose(loss, expected, rtol=1e-3)
+  pit_task, pit_batch, pit_params = pit
+  estimates, references, _ = (np.asarray(x, np.float64)
+                              for x in pit_task.separate(pit_params, pit_batch))
+  direct = bss.si_sdr(estimates, references).sum(-1)
+  crossed = bss.si_sdr(estimates[:, ::-1], references).sum(-1)
+  assert (direct >= crossed - 1e-3).all()  # `separate` returns the better order.
+  np.testing.assert_allclose(float(pit_task.loss(pit_params, pit_batch, None)[0]),
+                             -direct.mean(), rtol=1e-3)
+
+
+def test_an_untrained_mask_separator_returns_the_mixture_halved(task, batch, params):
+  """At initialisation (heads near 0) each mask is near 1/2: SI-SDR improvement near 0."""
+  metrics = jax.jit(task.evaluate)(params, batch)
+  assert abs(float(metrics['si_sdr_improvement'])) < 1.0
 
 
 def test_adam_steps_on_a_fixed_batch_lower_the_loss(pit, adam_step):
@@ -265,7 +323,8 @@ def test_adam_steps_on_a_fixed_batch_lower_the_loss(pit, adam_step):
   for _ in range(8):
     params, opt_state, loss = step(params, opt_state)
     losses.append(float(loss))
-  assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), losses
+  assert np.mean(losses[-2:]) < 0.85 * losses[0], losses
+
 
 def export_sync_net(tmp_path, sync_cfg):
   """Exports random `sync_net` params of `sync_cfg`'s model the way a sync run's are exported."""

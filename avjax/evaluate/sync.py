@@ -28,8 +28,8 @@ the talking heads of `config.separation_data` (avsynth heads, whatever --data).
    accuracy on one random window per test clip.
 4. separation: configs/separation.py on talking-head mixtures, audio-only
    `pit`, `onoff` from scratch and `onoff_sync` from the sync export, and the
-   mixture itself as the estimate; BSS Eval SDR, SIR, SAR and SI-SDR of the
-   on-screen voice (PIT heads in their better order: oracle assignment);
+   mixture itself as the estimate; BSS Eval SDR, SIR, SAR, SI-SDR and its
+   improvement over the mixture's, of the on-screen voice (PIT heads in their better order: oracle assignment);
    example WAVs.
 
 Real clips vary in length: a test clip shorter than a method's window (the
@@ -314,16 +314,19 @@ def action_rows(config, workdir, sync_export, test):
 
 # ---- separation ----
 
-def bss_rows(method, estimates, references):
-  """Rows of the mean SDR, SIR, SAR and SI-SDR of the on-screen estimates.
+def bss_rows(method, estimates, references, mixture):
+  """Rows of the mean SDR, SIR, SAR, SI-SDR and SI-SDR improvement over the mixture
+  (per example, then averaged) of the on-screen estimates.
 
-  estimates, references: [N, 2, S], on-screen first; BSS Eval scores each
-  estimate against both references, so the off-screen voice is interference.
+  estimates, references: [N, 2, S], on-screen first; mixture [N, S]. BSS Eval
+  scores each estimate against both references, so the off-screen voice is
+  interference.
   """
   scores = [bss.bss_eval(e, r) for e, r in zip(estimates, references)]
+  si_sdr = bss.si_sdr(estimates[:, 0], references[:, 0])
   values = {'sdr': [s.sdr[0] for s in scores], 'sir': [s.sir[0] for s in scores],
-            'sar': [s.sar[0] for s in scores],
-            'si_sdr': bss.si_sdr(estimates[:, 0], references[:, 0])}
+            'sar': [s.sar[0] for s in scores], 'si_sdr': si_sdr,
+            'si_sdr_improvement': si_sdr - bss.si_sdr(mixture, references[:, 0])}
   mode = 'baseline' if method == 'mixture' else 'finetune'
   return [runs.row(method, mode, 'separation', k, np.mean(v)) for k, v in values.items()]
 
@@ -353,11 +356,11 @@ def separation_rows(config, workdir, sync_export):
                for b in runs.batches(examples, config.batch_size)]
     estimates, references, mixture = (np.concatenate(x) for x in zip(*outputs))
     if not rows:  # The mixtures are the same for every method.
-      rows += bss_rows('mixture', np.stack([mixture, mixture], 1), references)
+      rows += bss_rows('mixture', np.stack([mixture, mixture], 1), references, mixture)
       write_wavs(wav_dir, 'mixture', mixture, config.num_examples)
       write_wavs(wav_dir, 'on_screen', references[:, 0], config.num_examples)
       write_wavs(wav_dir, 'off_screen', references[:, 1], config.num_examples)
-    rows += bss_rows(name, estimates, references)
+    rows += bss_rows(name, estimates, references, mixture)
     write_wavs(wav_dir, f'{name}_on_screen', estimates[:, 0], config.num_examples)
   return rows, left_out
 

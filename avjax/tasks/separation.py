@@ -25,8 +25,18 @@ conv5 maps of (on-screen video, mixture), spatially averaged, at
 off-screen one. 'pit', the audio-only baseline, sees no video and scores the
 better of the two orderings of its heads, per example.
 
-Loss per example: for each head, mean |log-magnitude error| + `phase_weight`
-x mean |phase error| (normalised units), summed over the two heads.
+Outputs (`output`): 'spectrogram', Owens's, reads each head's two channels
+as the estimate's features; 'mask' reads its first channel h as a ratio
+mask (h + 1) / 2 of the mixture's magnitude and keeps the mixture's phase
+(Owens's `phase_type='orig'`; masks as in Zhao et al. 2018's Sound of
+Pixels), so an untrained u-net's estimate (h near 0) is the mixture, halved.
+
+Loss per example (`loss`), summed over the two heads: 'spectrogram',
+Owens's, mean |log-magnitude error| + `phase_weight` x mean |phase error|
+(normalised units; the phase term for 'spectrogram' outputs only, a mask's
+phase is the mixture's); 'si_sdr', minus the SI-SDR (dB) of the head's
+waveform, the measure the suite reports (Le Roux et al. 2019; as Conv-TasNet
+trains).
 """
 
 import math
@@ -42,6 +52,8 @@ from avjax.tasks import expand
 from avjax.tasks import sync
 
 MODES = ('onoff', 'pit')
+OUTPUTS = ('spectrogram', 'mask')
+LOSSES = ('spectrogram', 'si_sdr')
 SYNC_FEATURES = ('conv2', 'conv3', 'conv5')  # Owens's three scales of the sync network.
 
 
@@ -97,7 +109,9 @@ def istft(spectrum, frame_length, hop_length, n_fft):
   squared = (window**2).reshape(overlap, hop_length)
   norm = sum(np.pad(np.broadcast_to(squared[j], (num_frames, hop_length)),
                     ((j, overlap - 1 - j), (0, 0))) for j in range(overlap))
-  out = (summed / norm).reshape(summed.shape[:-2] + (-1,))
+  # The first sample's window weight is 0; it is cropped, but a 0 there would make the
+  # gradient NaN.
+  out = (summed / np.where(norm > 0, norm, 1.0)).reshape(summed.shape[:-2] + (-1,))
   start = frame_length // 2
   return out[..., start:start + num_frames * hop_length]
 
@@ -121,6 +135,12 @@ def from_features(features, db_range):
   return 10.0**(db / 20.0) * jnp.exp(1j * jnp.pi * features[..., 1])
 
 
+def masked(heads, spectrum):
+  """Heads [B, 2, T, F, 2] in [-1, 1] as ratio masks (h + 1) / 2 (channel 0) of the
+  mixture's spectrum [B, T, F] -> the masked spectra, complex [B, 2, T, F]."""
+  return (heads[..., 0] + 1.0) / 2.0 * spectrum[:, None]
+
+
 def mix(audio):
   """Audio [B, S] -> (sources [B, 2, S], mixture [B, S]).
 
@@ -141,20 +161,29 @@ def spectrogram_l1(pred, target, phase_weight):
   return (err[..., 0] + phase_weight * err[..., 1]).sum(-1)
 
 
-def pit_l1(pred, target, phase_weight):
-  """(per-example `spectrogram_l1` of the better ordering of the heads [B], swapped [B] bool)."""
-  direct = spectrogram_l1(pred, target, phase_weight)
-  crossed = spectrogram_l1(pred[:, ::-1], target, phase_weight)
+def pit(loss, pred, target):
+  """(per-example `loss(pred, target)` [B] of the better ordering of the heads of pred
+  [B, 2, ...], swapped [B] bool: the heads' order was reversed)."""
+  direct, crossed = loss(pred, target), loss(pred[:, ::-1], target)
   return jnp.minimum(direct, crossed), crossed < direct
 
 
-def si_sdr(estimate, reference):
-  """Scale-invariant SDR in dB over the last axis; the definition of `avjax.evaluate.bss.si_sdr`."""
+def si_sdr(estimate, reference, eps=0.0):
+  """Scale-invariant SDR in dB over the last axis; the definition of `avjax.evaluate.bss.si_sdr`
+  (`eps` added to both energies keeps a training loss finite on silence)."""
   estimate = estimate - estimate.mean(-1, keepdims=True)
   reference = reference - reference.mean(-1, keepdims=True)
-  scale = (estimate * reference).sum(-1, keepdims=True) / (reference**2).sum(-1, keepdims=True)
+  scale = (estimate * reference).sum(-1, keepdims=True) / ((reference**2).sum(-1, keepdims=True)
+                                                           + eps)
   target = scale * reference
-  return 10.0 * (jnp.log10((target**2).sum(-1)) - jnp.log10(((estimate - target)**2).sum(-1)))
+  return 10.0 * (jnp.log10((target**2).sum(-1) + eps)
+                 - jnp.log10(((estimate - target)**2).sum(-1) + eps))
+
+
+def negative_si_sdr(estimates, references):
+  """Per-example loss [B] of waveforms [B, 2, S] against references of that shape, in
+  order: minus each head's SI-SDR (dB), summed over the heads."""
+  return -si_sdr(estimates, references, eps=1e-8).sum(-1)
 
 
 def normalise_rms(audio, target):
@@ -189,6 +218,12 @@ class Separation:
     self.config = config.separation
     if self.config.mode not in MODES:
       raise ValueError(f'unknown separation.mode {self.config.mode!r}; known: {MODES}')
+    if self.config.output not in OUTPUTS:
+      raise ValueError(f'unknown separation.output {self.config.output!r}; known: {OUTPUTS}')
+    if self.config.loss not in LOSSES:
+      raise ValueError(f'unknown separation.loss {self.config.loss!r}; known: {LOSSES}')
+    # A phase loss only where the heads predict the phase.
+    self.phase_weight = self.config.phase_weight if self.config.output == 'spectrogram' else 0.0
     self.onoff = self.config.mode == 'onoff'
     speed = dict(dtype=jnp.dtype(config.dtype), remat=config.get('remat', False))
     unet = config.model.unet.to_dict()
@@ -259,30 +294,37 @@ class Separation:
     return params
 
   def _predict(self, params, batch, mixture):
-    """Heads [B, 2, T, F, 2] in [-1, 1] for the mixture (and, 'onoff', the video)."""
+    """Each head's estimate of the mixture (and, 'onoff', the video), complex [B, 2, T, F]."""
     cond = ()
     if self.onoff:
       _, aux = self.sync_net.apply({'params': params['sync_net']}, batch['video'], mixture)
       cond = self._condition(aux)
-    out = self.unet.apply({'params': params['unet']}, self._features(mixture), cond)
-    return out.astype(jnp.float32)
+    spectrum = stft(mixture, **self.stft_sizes)
+    out = self.unet.apply({'params': params['unet']}, to_features(spectrum, self.db_range),
+                          cond).astype(jnp.float32)
+    if self.config.output == 'mask':
+      return masked(out, spectrum)
+    return from_features(out, self.db_range)
 
   def _heads_and_loss(self, params, batch):
-    """(per-example loss [B], heads in the targets' order, sources, mixture) of an
-    expanded batch."""
+    """(per-example loss [B], estimates [B, 2, T, F] in the targets' order, sources,
+    mixture) of an expanded batch."""
     sources, mixture = mix(batch['audio'])
     pred = self._predict(params, batch, mixture)
-    targets = self._features(sources)
+    if self.config.loss == 'si_sdr':
+      outputs, targets, loss = istft(pred, **self.stft_sizes), sources, negative_si_sdr
+    else:
+      outputs, targets = to_features(pred, self.db_range), self._features(sources)
+      loss = lambda p, t: spectrogram_l1(p, t, self.phase_weight)
     if self.onoff:
-      return spectrogram_l1(pred, targets, self.config.phase_weight), pred, sources, mixture
-    loss, swapped = pit_l1(pred, targets, self.config.phase_weight)
-    pred = jnp.where(swapped[:, None, None, None, None], pred[:, ::-1], pred)
+      return loss(outputs, targets), pred, sources, mixture
+    loss, swapped = pit(loss, outputs, targets)
+    pred = jnp.where(swapped[:, None, None, None], pred[:, ::-1], pred)
     return loss, pred, sources, mixture
 
   def _separate(self, params, batch):
     loss, pred, sources, mixture = self._heads_and_loss(params, self.expand(batch))
-    estimates = istft(from_features(pred, self.db_range), **self.stft_sizes)
-    return loss, estimates, sources, mixture
+    return loss, istft(pred, **self.stft_sizes), sources, mixture
 
   def separate(self, params, batch):
     """(estimates [B, 2, S], references [B, 2, S], mixture [B, S]); jit-able."""
@@ -295,9 +337,10 @@ class Separation:
 
   def evaluate(self, params, batch):
     loss, estimates, sources, mixture = self._separate(params, batch)
-    return {'loss': loss.mean(),
-            'si_sdr': si_sdr(estimates[:, 0], sources[:, 0]).mean(),
-            'mixture_si_sdr': si_sdr(mixture, sources[:, 0]).mean()}
+    gain = si_sdr(estimates[:, 0], sources[:, 0])
+    mixture_si_sdr = si_sdr(mixture, sources[:, 0])
+    return {'loss': loss.mean(), 'si_sdr': gain.mean(), 'mixture_si_sdr': mixture_si_sdr.mean(),
+            'si_sdr_improvement': (gain - mixture_si_sdr).mean()}
 
   def visualize(self, params, batch):
     del params, batch
