@@ -34,11 +34,12 @@ def get_config(arg=None):
   config.probe.labels = ()  # The linear probe reads an `audio_encoder`; separation has none.
   # Default: sized for the sync suite's hour on a 2-core CPU. Masks trained on SI-SDR: the
   # audio-only PIT u-net reached +2.9 / +4.1 / +4.3 dB SI-SDR over the mixture at steps
-  # 100 / 200 / 300 of a 300-step run (validation, 2026-12-05). Owens's L1 loss kept it
-  # below the mixture: -0.1 dB as masks, -1.9 on log-magnitudes with the mixture's phase
-  # (200 steps), -16.6 with its own phase (60 steps, docs/sync.md's earlier table).
+  # 100 / 200 / 300 of a 300-step run (validation, 2026-12-05); a 200-step run, +2.96 on
+  # the sync suite's test mixtures. Owens's L1 loss kept it below the mixture: -0.1 dB
+  # as masks, -1.9 on log-magnitudes with the mixture's phase (200 steps), -16.6 with
+  # its own phase (60 steps, docs/sync.md's earlier table).
   config.batch_size = 8
-  config.total_steps = 200
+  config.total_steps = 300
   config.log_every = 20
   config.eval_every = 100
   config.checkpoint_every = 100

@@ -29,7 +29,8 @@ the talking heads of `config.separation_data` (avsynth heads, whatever --data).
 4. separation: configs/separation.py on talking-head mixtures, audio-only
    `pit`, `onoff` from scratch and `onoff_sync` from the sync export, and the
    mixture itself as the estimate; BSS Eval SDR, SIR, SAR, SI-SDR and its
-   improvement over the mixture's, of the on-screen voice (PIT heads in their better order: oracle assignment);
+   improvement over the mixture's, of the on-screen voice (PIT heads in their
+   better order: oracle assignment);
    example WAVs.
 
 Real clips vary in length: a test clip shorter than a method's window (the
