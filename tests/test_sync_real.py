@@ -64,7 +64,7 @@ def test_action_test_windows_every_clip_long_enough(config):
   assert left_out == (1, 5, 'shorter than 20 frames')  # HandstandPushups g01_c02, 15 frames.
   (batch,) = test  # 4 clips, batch_size 4.
   assert sorted(batch['label'].tolist()) == [0, 0, 1, 2]  # Silent ApplyEyeMakeup clips kept.
-  assert batch['video'].shape == (4, 5, 32, 32, 3)  # 20 frames, every 4th, 64x64 halved.
+  assert batch['video'].shape == (4, 20, 32, 32, 3)  # 20 frames, every one, 64x64 halved.
   assert batch['audio'].shape == (4, 20 * ops.SAMPLES_PER_FRAME)
 
 
@@ -78,7 +78,7 @@ def test_pretext_scores_the_audible_clips_with_room_for_a_shift(config):
   # HandstandPushups (15); the other HandstandPushups clip stays.
   assert left_out == (4, 5, 'silent or shorter than 31 frames')
   (example,) = examples
-  assert example['video'].shape == (5, 32, 32, 3)
+  assert example['video'].shape == (20, 32, 32, 3)
   assert example['audio'].shape == (2, 20 * ops.SAMPLES_PER_FRAME)
   assert abs(example['shift']) >= np.ceil(0.52 * 20 * ops.SAMPLES_PER_FRAME)
   run = ml_collections.ConfigDict(dict(config.to_dict(), methods=('action', 'separation')))
