@@ -323,7 +323,8 @@ def test_adam_steps_on_a_fixed_batch_lower_the_loss(pit, adam_step):
   for _ in range(8):
     params, opt_state, loss = step(params, opt_state)
     losses.append(float(loss))
-  assert np.mean(losses[-2:]) < 0.85 * losses[0], losses
+  # Minus the heads' SI-SDR in dB (it may be negative): the fixed batch gains over 10 dB.
+  assert np.mean(losses[-2:]) < losses[0] - 10.0, losses
 
 
 def export_sync_net(tmp_path, sync_cfg):

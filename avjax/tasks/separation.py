@@ -337,10 +337,11 @@ class Separation:
 
   def evaluate(self, params, batch):
     loss, estimates, sources, mixture = self._separate(params, batch)
-    gain = si_sdr(estimates[:, 0], sources[:, 0])
+    estimate_si_sdr = si_sdr(estimates[:, 0], sources[:, 0])
     mixture_si_sdr = si_sdr(mixture, sources[:, 0])
-    return {'loss': loss.mean(), 'si_sdr': gain.mean(), 'mixture_si_sdr': mixture_si_sdr.mean(),
-            'si_sdr_improvement': (gain - mixture_si_sdr).mean()}
+    return {'loss': loss.mean(), 'si_sdr': estimate_si_sdr.mean(),
+            'mixture_si_sdr': mixture_si_sdr.mean(),
+            'si_sdr_improvement': (estimate_si_sdr - mixture_si_sdr).mean()}
 
   def visualize(self, params, batch):
     del params, batch
