@@ -134,7 +134,6 @@ class ProductFusion(fusion.Fusion):
 class ChannelNormReLU(nn.Module):
   """`fusion.NormReLU` with a LayerNorm over each position's channels in place of the
   GroupNorm over the example's positions: no mean over time and space is taken out."""
-  max_groups: int = 8
   dtype: object = None
 
   @nn.compact
@@ -262,7 +261,6 @@ def main(rung, steps, learning_rate, tracks, others, seed):
     fusion.Fusion = functools.partial(ProductFusion, gate='_gate' in rung or '_corr' in rung,
                                       correlate='_corr' in rung)
   net = Ladder(rung, config.model.to_dict())
-  inputs = lambda batch: task.expand(batch)
   rng = np.random.default_rng(seed)
   first = task.expand(windows(task, train, rng, 2))
   params = net.init(jax.random.key(seed), first['video'], first['audio'])
@@ -273,7 +271,7 @@ def main(rung, steps, learning_rate, tracks, others, seed):
   metrics = sync.track_metrics if tracks > 2 or others else task.metrics
 
   def loss_fn(params, batch):
-    batch = inputs(batch)
+    batch = task.expand(batch)
     audio = batch['audio']
     audio = jnp.concatenate([audio] + [jnp.roll(audio[:, :1], m, axis=0)
                                        for m in range(1, others + 1)], axis=1)
@@ -287,7 +285,7 @@ def main(rung, steps, learning_rate, tracks, others, seed):
 
   @jax.jit
   def pair_accuracy(params, batch):
-    batch = inputs(batch)
+    batch = task.expand(batch)
     logits = net.apply(params, batch['video'], batch['audio'])
     return (logits[:, 0] > logits[:, 1]).mean()
 
