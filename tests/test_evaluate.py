@@ -431,11 +431,13 @@ def test_tiny_sync_suite_writes_results_overlays_and_wavs(data_dir, tmp_path):
   config = sync_suite.get_config('tiny')
   expected = {('pretext', 'sync', m, 1.0) for m in ('accuracy', 'pair_accuracy')}
   detectors = ('detector_seen', 'detector_full_rate')  # Hand-crafted (sync_detector).
-  expected |= {('pretext', method, 'pair_accuracy', 1.0) for method in detectors}
+  expected |= {('pretext', method, 'pair_accuracy', 1.0)
+               for method in detectors + ('sync_fusion_logit',)}  # The model's fusion_logit.
   expected |= {('pretext by action', method, action, 1.0) for method in ('sync',) + detectors
                for action in scenes.ACTIONS}  # A test clip of each class.
   expected |= {('localisation', method, m, 1.0)
-               for method in ('sync', 'random', 'motion_energy', 'centre_prior')
+               for method in ('sync', 'random', 'motion_energy', 'centre_prior',
+                              'sync_fusion_logit')
                for m in ('pointing_accuracy', 'pixel_auc', 'frame_auc')}
   expected |= {('action', method, 'accuracy', f) for method in ('sync', 'scratch')
                for f in config.label_fractions}

@@ -232,6 +232,25 @@ def test_fold_time_stacks_consecutive_frames_in_the_channels(config):
   assert kernel == strided_kernel[:-2] + (12, strided_kernel[-1]) and cam == strided_cam
 
 
+def test_frame_differences_input_sees_what_moves_not_what_is_still(config):
+  video = jax.random.uniform(key(1), (2, 20, SIZE, SIZE, 3), minval=-0.5, maxval=0.5)
+  diff = np.asarray(fusion.frame_differences(video))
+  np.testing.assert_array_equal(diff[:, 0], 0)
+  np.testing.assert_allclose(diff[:, 1:], np.diff(np.asarray(video), axis=1), atol=1e-6)
+  audio = jax.random.uniform(key(2), (2, 20 * SPF), minval=-0.5, maxval=0.5)
+  still = jax.random.uniform(key(3), (1, 1, SIZE, SIZE, 3), minval=-0.5, maxval=0.5)
+  moved = {}
+  for video_input in ('differences', 'frames'):
+    net = fusion.SyncNet(**dict(config.model.to_dict(), video_input=video_input))
+    params = net.init(key(0), video, audio)
+    moved[video_input] = np.abs(np.asarray(
+        net.apply(params, video + still, audio)[0] - net.apply(params, video, audio)[0])).max()
+  assert moved['differences'] < 1e-5 < moved['frames']  # A still image added to every frame.
+  with pytest.raises(ValueError, match="unknown video_input 'flow'"):
+    net = fusion.SyncNet(**dict(config.model.to_dict(), video_input='flow'))
+    net.init(key(0), video, audio)
+
+
 def test_evaluate_scores_each_video_with_both_tracks(task, batch, params):
   """Cross-entropy on logits computed one track at a time, aligned = 1; the logit is the
   CAM's mean (the same projection, before or after pooling)."""
@@ -243,10 +262,52 @@ def test_evaluate_scores_each_video_with_both_tracks(task, batch, params):
   logits = np.stack(logits, 1)
   cross_entropy = np.concatenate([np.logaddexp(0, -logits[:, 0]), np.logaddexp(0, logits[:, 1])])
   evaluated = jax.jit(task.evaluate)(params, batch)
-  assert set(evaluated) == {'loss', 'accuracy', 'pair_accuracy'}
+  assert set(evaluated) == {'loss', 'accuracy', 'pair_accuracy', 'fusion_pair_accuracy'}
   np.testing.assert_allclose(evaluated['loss'], cross_entropy.mean(), rtol=1e-4)
   np.testing.assert_allclose(evaluated['accuracy'], np.mean([logits[:, 0] > 0, logits[:, 1] <= 0]))
   np.testing.assert_allclose(evaluated['pair_accuracy'], np.mean(logits[:, 0] > logits[:, 1]))
+
+
+def test_fusion_logit_reads_the_fused_map_and_adds_its_loss(config, task, batch, params):
+  """With `fusion_logit` (the default), a Dense of the fusion's map averaged over its
+  positions is a second logit, and training's loss is the sum of both logits' losses."""
+  assert config.model.fusion_logit
+  inputs = task.expand(batch)
+  logits, aux = task.apply_net({'params': params['sync_net']}, inputs['video'], inputs['audio'])
+  head = params['sync_net']['fusion_logit']
+  fused = np.asarray(aux['fused'], np.float64)
+  expected = fused.mean(axis=(2, 3, 4)) @ np.asarray(head['kernel'])[:, 0] + head['bias'][0]
+  np.testing.assert_allclose(aux['fusion_logit'], expected, rtol=1e-4, atol=1e-5)
+  assert aux['fusion_cam'].shape == fused.shape[:-1]
+  loss, metrics = jax.jit(task.loss)(params, batch, None)
+  np.testing.assert_allclose(loss, sync.pair_metrics(logits)[0] +
+                             sync.pair_metrics(aux['fusion_logit'])[0], rtol=1e-5)
+  np.testing.assert_allclose(metrics['fusion_loss'], sync.pair_metrics(aux['fusion_logit'])[0],
+                             rtol=1e-5)
+  np.testing.assert_allclose(jax.jit(task.evaluate)(params, batch)['fusion_pair_accuracy'],
+                             np.mean(aux['fusion_logit'][:, 0] > aux['fusion_logit'][:, 1]))
+  owens = fusion.SyncNet(**dict(config.model.to_dict(), fusion_logit=False))
+  owens_params = owens.init(key(0), inputs['video'], inputs['audio'])['params']
+  assert 'fusion_logit' not in owens_params
+  assert not {'fusion_logit', 'fusion_cam'} & set(owens.apply({'params': owens_params},
+                                                              inputs['video'], inputs['audio'])[1])
+
+
+@pytest.mark.parametrize('correlate', [True, False])
+def test_correlating_fusion_lets_the_audio_in_only_where_the_video_changes(correlate):
+  """Fusion(correlate=True): the audio enters in a product with the video, both centred
+  in time, so over a video whose features are the same at every step the audio changes
+  nothing; Owens's concatenation lets it in everywhere."""
+  layer = fusion.Fusion(features=8, audio_features=4, hidden=8, correlate=correlate)
+  still = jnp.broadcast_to(jax.random.normal(key(1), (2, 1, 4, 4, 6)), (2, 5, 4, 4, 6))
+  moving = jax.random.normal(key(2), (2, 5, 4, 4, 6))
+  audio, other = jax.random.normal(key(3), (2, 2, 9, 5))
+  params = layer.init(key(0), moving, audio)
+  change = {name: np.abs(np.asarray(layer.apply(params, video, audio) -
+                                    layer.apply(params, video, other))).max()
+            for name, video in (('still', still), ('moving', moving))}
+  assert change['moving'] > 1e-3
+  assert (change['still'] < 1e-5) == correlate
 
 
 def test_evaluate_under_the_softmax_loss_scores_which_track_is_aligned(config, batch, params):
@@ -294,7 +355,7 @@ def test_only_training_flips_evaluation_sees_the_clips_as_they_are(config, task,
   net_params = {'params': params['sync_net']}
   logits = task.apply_net(net_params, sync.random_flip(rng, inputs['video']), inputs['audio'])[0]
   assert not np.array_equal(sync.random_flip(rng, inputs['video']), inputs['video'])
-  np.testing.assert_allclose(jax.jit(task.loss)(params, batch, rng)[0],
+  np.testing.assert_allclose(jax.jit(task.loss)(params, batch, rng)[1]['loss'],  # conv5's.
                              sync.pair_metrics(logits)[0], rtol=1e-5)
   as_is = sync.pair_metrics(task.apply_net(net_params, inputs['video'], inputs['audio'])[0])[0]
   evaluate = jax.jit(task.evaluate)
@@ -302,8 +363,8 @@ def test_only_training_flips_evaluation_sees_the_clips_as_they_are(config, task,
   np.testing.assert_allclose(evaluate(params, batch)['loss'], as_is, rtol=1e-5)
   config = config.copy_and_resolve_references()
   config.sync.flip = False
-  np.testing.assert_allclose(jax.jit(sync.Sync(config).loss)(params, batch, rng)[0], as_is,
-                             rtol=1e-5)
+  np.testing.assert_allclose(jax.jit(sync.Sync(config).loss)(params, batch, rng)[1]['loss'],
+                             as_is, rtol=1e-5)
 
 
 def test_training_on_a_fixed_batch_lowers_the_loss(task, batch, params):
@@ -321,7 +382,7 @@ def test_training_on_a_fixed_batch_lowers_the_loss(task, batch, params):
     params, opt_state, metrics = step(params, opt_state)
     losses.append(float(metrics['loss']))
     if len(losses) == 1:  # The training loss is the one `evaluate` checks.
-      assert set(metrics) == {'loss', 'accuracy'}
+      assert set(metrics) == {'loss', 'accuracy', 'fusion_loss', 'fusion_accuracy'}
       np.testing.assert_allclose(metrics['loss'], first['loss'], rtol=1e-5)
       np.testing.assert_allclose(metrics['accuracy'], first['accuracy'])
   assert np.all(np.isfinite(losses))

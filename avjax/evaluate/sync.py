@@ -170,6 +170,9 @@ def pretext_rows(config, method, task, params):
   pretext = runs.mean_metrics(task.evaluate, params, test)
   rows = [runs.row('sync', 'frozen', 'pretext', k, pretext[k])
           for k in ('accuracy', 'pair_accuracy')]
+  if 'fusion_pair_accuracy' in pretext:  # The model's `fusion_logit`, read at the fusion.
+    rows.append(runs.row('sync_fusion_logit', 'frozen', 'pretext', 'pair_accuracy',
+                         pretext['fusion_pair_accuracy']))
   hits = detector_hits(method, examples, keep)
   rows += [runs.row(name, 'baseline', 'pretext', 'pair_accuracy', h.mean())
            for name, h in hits.items()]
@@ -232,15 +235,17 @@ def middle_windows(method, split='test'):
   return inputs, np.stack(seen), np.stack(full), np.stack(masks)
 
 
-def cams(net, params, inputs, batch_size, frames):
-  """Class activation maps of the aligned audio, resized to `frames`' [N, T, H, W]."""
-  apply = jax.jit(lambda p, b: net.apply({'params': p}, b['video'], b['audio'])[1]['cam'])
+def cams(net, params, inputs, batch_size, frames, name='cam'):
+  """Class activation maps of the aligned audio (aux[`name`]), resized to `frames`'
+  [N, T, H, W]."""
+  apply = jax.jit(lambda p, b: net.apply({'params': p}, b['video'], b['audio'])[1][name])
   maps = [jax.device_get(apply(params, b)) for b in runs.batches(inputs, batch_size)]
   return localization.resize_maps(np.concatenate(maps), frames.shape[1:4])
 
 
 def localisation_rows(config, method, task, params, workdir):
-  """Rows of the CAM (trained and random) and both baselines; writes overlays."""
+  """Rows of the CAM (trained and random; of the model's `fusion_logit` too) and both
+  baselines; writes overlays."""
   inputs, seen, full, masks = middle_windows(method)
   stride = method.sync.frame_stride
   first = runs.batches(inputs[:1], 1)[0]  # Network inputs, not a batch of `task.preprocess`.
@@ -252,9 +257,12 @@ def localisation_rows(config, method, task, params, workdir):
       'motion_energy': np.stack([localization.motion_energy(v)[::stride] for v in full]),
       'centre_prior': localization.centre_prior(masks.shape),
   }
+  if method.model.get('fusion_logit'):
+    maps['sync_fusion_logit'] = cams(task.net, params, inputs, config.batch_size, seen,
+                                     name='fusion_cam')
   rows = []
   for name, m in maps.items():
-    mode = 'frozen' if name in ('sync', 'random') else 'baseline'
+    mode = 'baseline' if name in ('motion_energy', 'centre_prior') else 'frozen'
     for metric, value in localization.score(m, masks).items():
       rows.append(runs.row(name, mode, 'localisation', metric, value))
   write_overlays(os.path.join(workdir, 'localisation'), seen, masks, maps, config.num_examples,

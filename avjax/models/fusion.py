@@ -57,6 +57,17 @@ def fold_time(video, frames_per_step):
       b, t // k, h, w, k * c)
 
 
+def frame_differences(video):
+  """Video [B, T, H, W, C] -> each frame minus the one before, [B, T, H, W, C] (the
+  first frame's: zeros)."""
+  return jnp.diff(video, axis=1, prepend=video[:, :1])
+
+
+def _centred_in_time(x):
+  """x [B, T, ...] minus its mean over T."""
+  return x - x.mean(axis=1, keepdims=True)
+
+
 class NormReLU(nn.Module):
   """GroupNorm per example over all its positions (time, and space for video), then ReLU."""
   max_groups: int = 8
@@ -129,10 +140,18 @@ class Fusion(nn.Module):
   conv to `hidden` -> norm -> ReLU -> a 1x1x1 conv to `features`, added to a
   1x1x1 projection of the concatenation (Owens takes channel slices of it
   instead), and norm -> ReLU. Returns [B, T, H, W, features].
+
+  With `correlate`, the audio enters only through a product: the audio
+  features and a 1x1x1 projection of the video to as many channels, both
+  centred in time (their mean over T taken out), multiplied at every
+  position; the video and that product are concatenated. Summed over time,
+  the product is a correlation of the audio with what changes at that place,
+  the cue of the hand-crafted detector (`avjax.evaluate.sync_detector`).
   """
   features: int
   audio_features: int
   hidden: int
+  correlate: bool = False
   dtype: Any = None
 
   @nn.compact
@@ -142,8 +161,13 @@ class Fusion(nn.Module):
     a = conv(self.audio_features, (3,), name='audio_conv')(
         adaptive_max_pool(audio, t))
     a = NormReLU(dtype=self.dtype, name='audio_norm')(a)
-    tiled = jnp.broadcast_to(a[:, :, None, None], (b, t, h, w, a.shape[-1]))
-    x = jnp.concatenate([video, tiled.astype(video.dtype)], axis=-1)
+    if self.correlate:
+      a = _centred_in_time(a)
+    tiled = jnp.broadcast_to(a[:, :, None, None], (b, t, h, w, a.shape[-1])).astype(video.dtype)
+    if self.correlate:
+      projected = _centred_in_time(conv(self.audio_features, (1, 1, 1), name='video_proj')(video))
+      tiled = projected * tiled
+    x = jnp.concatenate([video, tiled], axis=-1)
     y = NormReLU(dtype=self.dtype, name='norm1')(conv(self.hidden, (1, 1, 1), name='conv1')(x))
     y = conv(self.features, (1, 1, 1), name='conv2')(y)
     shortcut = conv(self.features, (1, 1, 1), name='shortcut')(x)
@@ -159,7 +183,9 @@ class SyncNet(nn.Module):
   aligned and its shifted audio), and every output that depends on the audio
   gains a K axis after B (logit [B, K]).
 
-  Video: with `frames_per_step` k > 1, each k consecutive frames stacked in
+  Video: with `video_input='differences'`, each frame minus the one before in
+  place of the frame (`frame_differences`: what moved, not what is there);
+  with `frames_per_step` k > 1, each k consecutive frames stacked in
   the channels first (`fold_time`: temporal striding that keeps every frame;
   only conv1 reads k times the channels); conv1 (`video_kernel`, stride 2; in
   time `video_time_strides[0]`) -> norm -> ReLU -> max-pool [1, 3, 3] /
@@ -170,9 +196,15 @@ class SyncNet(nn.Module):
   (the first of stride [1, s, s], s = `last_stride`: 1 gives a twice finer
   map for localisation); global average pool; `logit` (a Dense to 1). The CAM is `logit` applied at every
   position of conv5, so the logit equals the CAM's mean over [T', H', W'].
+  With `fusion_logit`, a second such head reads the fusion's map: a loss on
+  it (the task's) supervises the layers up to the fusion directly, as the
+  auxiliary classifiers of deeply supervised nets (Lee et al. 2015) and
+  GoogLeNet (Szegedy et al. 2015).
 
   aux: 'audio' (the audio stream's output), 'conv1', 'conv2' (per video),
-  'fused', 'conv3', 'conv4', 'conv5' (feature maps) and 'cam' [B, T', H', W'].
+  'fused', 'conv3', 'conv4', 'conv5' (feature maps) and 'cam' [B, T', H', W'];
+  with `fusion_logit`, 'fusion_cam' (at the fusion's [T, H, W]) and
+  'fusion_logit' [B], its mean.
   """
   audio_features: Sequence[int] = (16, 32, 32, 64)
   audio_kernels: Sequence[int] = (65, 15, 15, 15)
@@ -184,8 +216,11 @@ class SyncNet(nn.Module):
   video_time_strides: Sequence[int] = (2, 2, 2)  # Of conv1, conv2_2 and conv4_1.
   fusion_audio: int = 32
   fusion_hidden: int = 128
+  fusion_correlate: bool = False  # The audio enters the fusion only in a product (`Fusion`).
   last_stride: int = 2
   frames_per_step: int = 1  # Consecutive frames conv1 reads at each time step (`fold_time`).
+  fusion_logit: bool = False  # A second logit read at the fusion (deep supervision).
+  video_input: str = 'frames'  # 'frames' (Owens) or 'differences' (`frame_differences`).
   dtype: Any = None
   remat: bool = False  # Recompute the stem, each `ResBlock` and the fusion in the backward pass.
 
@@ -204,7 +239,8 @@ class SyncNet(nn.Module):
     conv1, x = layers.remat(_video_stem, self.remat)(self, video)
     conv2 = block(f2, strides=(t2, 2, 2), name='conv2_2')(block(f2, name='conv2_1')(x))
     fusion = layers.remat(Fusion, self.remat)
-    fused = fusion(f3, self.fusion_audio, self.fusion_hidden, dtype=self.dtype, name='fusion')(
+    fused = fusion(f3, self.fusion_audio, self.fusion_hidden, self.fusion_correlate,
+                   dtype=self.dtype, name='fusion')(
         jnp.repeat(conv2, k, axis=0), sound)
     conv3 = block(f3, name='conv3_2')(block(f3, name='conv3_1')(fused))
     conv4 = block(f4, name='conv4_2')(block(f4, strides=(t4, 2, 2), name='conv4_1')(conv3))
@@ -213,16 +249,26 @@ class SyncNet(nn.Module):
     head = nn.Dense(1, dtype=self.dtype, name='logit')
     cam = head(conv5)[..., 0].astype(jnp.float32)
     logit = head(conv5.mean(axis=(1, 2, 3)))[..., 0].astype(jnp.float32)
+    outputs = {'fused': fused, 'conv3': conv3, 'conv4': conv4, 'conv5': conv5, 'cam': cam}
+    if self.fusion_logit:
+      outputs['fusion_cam'] = nn.Dense(1, dtype=self.dtype, name='fusion_logit')(
+          fused)[..., 0].astype(jnp.float32)
+      outputs['fusion_logit'] = outputs['fusion_cam'].mean(axis=(1, 2, 3))
     aux = {'audio': per_track(sound), 'conv1': conv1, 'conv2': conv2}
-    aux.update({name: per_track(x) for name, x in
-                (('fused', fused), ('conv3', conv3), ('conv4', conv4), ('conv5', conv5),
-                 ('cam', cam))})
+    aux.update({name: per_track(x) for name, x in outputs.items()})
     return per_track(logit), aux
 
 
+VIDEO_INPUTS = {'frames': lambda video: video, 'differences': frame_differences}
+
+
 def _video_stem(net, video):
-  """SyncNet's `fold_time` -> conv1 -> norm -> ReLU, and that max-pooled if `video_pool`:
-  (conv1, pooled)."""
+  """SyncNet's `video_input` -> `fold_time` -> conv1 -> norm -> ReLU, and that max-pooled
+  if `video_pool`: (conv1, pooled)."""
+  if net.video_input not in VIDEO_INPUTS:
+    raise ValueError(f'SyncNet: unknown video_input {net.video_input!r}; known: '
+                     f'{sorted(VIDEO_INPUTS)}')
+  video = VIDEO_INPUTS[net.video_input](video)
   x = layers.Conv(net.video_features[0], tuple(net.video_kernel),
                   strides=(net.video_time_strides[0], 2, 2), use_bias=False, dtype=net.dtype,
                   name='conv1')(fold_time(video, net.frames_per_step))

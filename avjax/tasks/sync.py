@@ -105,6 +105,11 @@ def pair_metrics(logits):
   return aot.binary_metrics(logits.reshape(-1), labels.reshape(-1))
 
 
+def pair_accuracy(logits):
+  """How often the aligned track (logits [B, K], first) scores above the second."""
+  return (logits[:, 0] > logits[:, 1]).mean()
+
+
 def with_other_clip(audio):
   """Audio tracks [B, K, S] -> [B, K + 1, S]: each video's, then the aligned track of the
   next video in the batch (an easy negative)."""
@@ -188,26 +193,42 @@ class Sync:
     video, audio = expand_clip(batch)
     return {'video': video, 'audio': audio, 'shift': batch['shift']}
 
-  def logits(self, params, batch, rng=None):
-    """Logits [B, 2] (aligned, shifted track) of a compact batch; jit-able. With `rng`
-    (training), the video flipped at random if `flip`, and a third track, another
-    video's, if `other_clip`."""
+  def outputs(self, params, batch, rng=None):
+    """`net.apply`'s (logits [B, 2] (aligned, shifted track), aux) of a compact batch;
+    jit-able. With `rng` (training), the video flipped at random if `flip`, and a third
+    track, another video's, if `other_clip`."""
     batch = self.expand(batch)
     video, audio = batch['video'], batch['audio']
     if rng is not None and self.config.flip:
       video = random_flip(rng, video)
     if rng is not None and self.config.other_clip:
       audio = with_other_clip(audio)
-    return self.net.apply({'params': params['sync_net']}, video, audio)[0]
+    return self.net.apply({'params': params['sync_net']}, video, audio)
+
+  def logits(self, params, batch, rng=None):
+    """The network's logits [B, 2] of `outputs`."""
+    return self.outputs(params, batch, rng)[0]
 
   def loss(self, params, batch, rng):
-    """Training: the video flipped at random (`flip`) with `rng`; None: not augmented."""
-    return self.metrics(self.logits(params, batch, rng))
+    """Training: the video flipped at random (`flip`) with `rng`; None: not augmented.
+    With the model's `fusion_logit`, the loss of that logit is added ('fusion_loss')."""
+    logits, aux = self.outputs(params, batch, rng)
+    loss, metrics = self.metrics(logits)
+    if 'fusion_logit' in aux:
+      fusion_loss, fusion_metrics = self.metrics(aux['fusion_logit'])
+      loss += fusion_loss
+      metrics = dict(metrics, fusion_loss=fusion_loss,
+                     fusion_accuracy=fusion_metrics['accuracy'])
+    return loss, metrics
 
   def evaluate(self, params, batch):
-    logits = self.logits(params, batch)
-    # pair_accuracy: the aligned audio scores above the shifted one.
-    return dict(self.metrics(logits)[1], pair_accuracy=(logits[:, 0] > logits[:, 1]).mean())
+    """The pretext's metrics; pair_accuracy: the aligned audio scores above the shifted
+    one (of the fusion's logit too, 'fusion_pair_accuracy', with `fusion_logit`)."""
+    logits, aux = self.outputs(params, batch)
+    metrics = dict(self.metrics(logits)[1], pair_accuracy=pair_accuracy(logits))
+    if 'fusion_logit' in aux:
+      metrics['fusion_pair_accuracy'] = pair_accuracy(aux['fusion_logit'])
+    return metrics
 
   def visualize(self, params, batch, max_clips=4):
     """Each clip's middle frame beside it tinted by |CAM| (aligned audio, time-averaged)."""

@@ -26,6 +26,9 @@ Rungs, from the detector's read-out up to the SyncNet:
               conv2; global average pool)
   fused       the SyncNet's fusion output straight to a 1x1x1 logit map (its
               time mean averaged over space, or `_max`)
+  deep        the SyncNet with both logits, `fused`'s and `early`'s, each with
+              its loss (the model's `fusion_logit`): `deep_corr_diff` is
+              configs/sync.py's default network
 Suffixes: `_max`, the logit map's time mean max-pooled over space (not
 averaged); `_prod`, the fusion's concatenation also holds the product of the
 tiled audio features and a projection of the video's; `_diff`, the video
@@ -34,7 +37,7 @@ frame; `_fd`, the frames and those differences (in the channels);
 `_stopaudio`, the learnt audio stream kept at its random initialisation;
 `_gate`, the fusion's audio only in a product with the video's features
 (centred in time; no tiled audio channels); `_corr`, that product of the
-video's projection centred in time too; `_ln`, every GroupNorm of the SyncNet
+video's projection centred in time too (the model's `fusion_correlate`); `_ln`, every GroupNorm of the SyncNet
 (over an example's positions) a LayerNorm over each position's channels.
 """
 
@@ -105,10 +108,9 @@ class ProductFusion(fusion.Fusion):
   """`fusion.Fusion` whose concatenation also holds the product of the tiled audio
   features with a 1x1x1 projection of the video's (a bilinear term); with `gate`, only
   that product, of the audio features centred in time, and the video: the audio
-  enters through its interaction with the video alone; with `correlate` as well, the
-  video's projection centred in time too (the product is the correlator's, per step)."""
+  enters through its interaction with the video alone (`fusion.Fusion`'s `correlate`
+  centres the video's projection in time too)."""
   gate: bool = False
-  correlate: bool = False
 
   @nn.compact
   def __call__(self, video, audio):
@@ -119,10 +121,7 @@ class ProductFusion(fusion.Fusion):
     if self.gate:
       a = centred(a, 1)
     tiled = jnp.broadcast_to(a[:, :, None, None], (b, t, h, w, a.shape[-1]))
-    projected = conv(self.audio_features, (1, 1, 1), name='video_proj')(video)
-    if self.correlate:
-      projected = centred(projected, 1)
-    product = projected * tiled
+    product = conv(self.audio_features, (1, 1, 1), name='video_proj')(video) * tiled
     x = jnp.concatenate([video, product] if self.gate else [video, tiled, product], axis=-1)
     y = fusion.NormReLU(dtype=self.dtype, name='norm1')(
         conv(self.hidden, (1, 1, 1), name='conv1')(x))
@@ -174,14 +173,14 @@ class Ladder(nn.Module):
     b, k, _ = audio.shape
     t = video.shape[1] // STEPS_OF
     video = video_input(self.rung, video)
-    if self.rung.startswith(('early', 'fused')):
+    if self.rung.startswith(('early', 'fused', 'deep')):
       _, aux = fusion.SyncNet(**self.model)(video, audio)
-      if self.rung.startswith('fused'):  # The fusion's output straight to a logit map.
-        cam = nn.Dense(1)(aux['fused'])[..., 0]
-      else:
-        cam = aux['cam']
-      cam = cam.mean(2)  # [B, K, H', W'].
-      return cam.max((2, 3)) if '_max' in self.rung else cam.mean((2, 3))
+      fused = aux['fusion_cam'] if 'fusion_cam' in aux else nn.Dense(1)(aux['fused'])[..., 0]
+      cams = {'fused': fused, 'early': aux['cam']}
+      pool = lambda cam: cam.mean(2).max((2, 3)) if '_max' in self.rung else cam.mean((2, 3, 4))
+      if self.rung.startswith('deep'):  # Both logits [2, B, K]: the fusion's, conv5's.
+        return jnp.stack([pool(cams['fused']), pool(cams['early'])])
+      return pool(cams[self.rung.split('_')[0]])
     if self.rung.startswith(('correlator', 'video')):
       a = loudness(audio, video.shape[1])[..., None]
     else:
@@ -257,10 +256,13 @@ def main(rung, steps, learning_rate, tracks, others, seed):
         f'{STEPS_OF} frames)', flush=True)
   if '_ln' in rung:
     fusion.NormReLU = ChannelNormReLU
-  if any(kind in rung for kind in ('_prod', '_gate', '_corr')):
-    fusion.Fusion = functools.partial(ProductFusion, gate='_gate' in rung or '_corr' in rung,
-                                      correlate='_corr' in rung)
-  net = Ladder(rung, config.model.to_dict())
+  if any(kind in rung for kind in ('_prod', '_gate')):
+    fusion.Fusion = functools.partial(ProductFusion, gate='_gate' in rung)
+  # Owens's network, but for what the rung changes (configs/sync.py's default is the top
+  # of the ladder: `deep_corr_diff`).
+  model = dict(config.model.to_dict(), video_input='frames', fusion_correlate='_corr' in rung,
+               fusion_logit=rung.startswith('deep'))
+  net = Ladder(rung, model)
   rng = np.random.default_rng(seed)
   first = task.expand(windows(task, train, rng, 2))
   params = net.init(jax.random.key(seed), first['video'], first['audio'])
@@ -275,7 +277,8 @@ def main(rung, steps, learning_rate, tracks, others, seed):
     audio = batch['audio']
     audio = jnp.concatenate([audio] + [jnp.roll(audio[:, :1], m, axis=0)
                                        for m in range(1, others + 1)], axis=1)
-    return metrics(net.apply(params, batch['video'], audio))[0]
+    logits = net.apply(params, batch['video'], audio)
+    return sum(metrics(x)[0] for x in logits) if rung.startswith('deep') else metrics(logits)[0]
 
   @jax.jit
   def step(params, opt_state, batch):
@@ -287,7 +290,7 @@ def main(rung, steps, learning_rate, tracks, others, seed):
   def pair_accuracy(params, batch):
     batch = task.expand(batch)
     logits = net.apply(params, batch['video'], batch['audio'])
-    return (logits[:, 0] > logits[:, 1]).mean()
+    return (logits[..., 0] > logits[..., 1]).mean(-1)
 
   losses, norms = [], []
   for i in range(1, steps + 1):
@@ -295,10 +298,11 @@ def main(rung, steps, learning_rate, tracks, others, seed):
     losses.append(float(loss))
     norms.append(float(norm))
     if i % 100 == 0 or i == steps:
-      acc = np.mean([float(pair_accuracy(params, jax.tree.map(lambda x: x[j:j + 32], val)))
-                     for j in range(0, 384, 32)])
+      acc = np.mean([pair_accuracy(params, jax.tree.map(lambda x: x[j:j + 32], val))
+                     for j in range(0, 384, 32)], axis=0)
       print(f'{rung} step {i}: train loss {np.mean(losses[-100:]):.4f}, gradient norm '
-            f'{np.mean(norms[-100:]):.3g}, val pair accuracy {acc:.3f}', flush=True)
+            f'{np.mean(norms[-100:]):.3g}, val pair accuracy '
+            f'{" / ".join(f"{a:.3f}" for a in np.atleast_1d(acc))}', flush=True)
 
 
 if __name__ == '__main__':
