@@ -38,7 +38,8 @@ def get_config(arg=None):
   config.data.label_key = 'action'
   config.probe.labels = ()  # The linear probe reads an `audio_encoder`; action has none.
   # Default: sized for the sync suite's hour on a 2-core CPU (docs/sync.md has the
-  # measured run). Adam at 3e-4: at 1e-3 the network did not learn (docs/experiments/action_lr.py).
+  # measured run). Adam at 3e-4: at 1e-3 the network did not learn
+  # (docs/experiments/action_lr.py).
   config.batch_size = 16
   config.total_steps = 150
   config.log_every = 10

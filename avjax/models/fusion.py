@@ -10,7 +10,10 @@ localises the sound.
 Published widths (Owens's `shift_net.py`), the `paper` preset:
 audio_features=(64, 128, 128, 256), video_features=(64, 64, 128, 256, 512),
 fusion_audio=128, fusion_hidden=512. GroupNorm stands in for his batch norm
-(the trainer keeps no mutable collections).
+(the trainer keeps no mutable collections). Three options, off in the
+`paper` preset and on in the CPU default, made this network learn the
+pretext on avsynth at a CPU's budget (docs/sync.md): `video_input`,
+`fusion_correlate`, `fusion_logit`.
 """
 
 import functools
@@ -164,9 +167,8 @@ class Fusion(nn.Module):
     if self.correlate:
       a = _centred_in_time(a)
     tiled = jnp.broadcast_to(a[:, :, None, None], (b, t, h, w, a.shape[-1])).astype(video.dtype)
-    if self.correlate:
-      projected = _centred_in_time(conv(self.audio_features, (1, 1, 1), name='video_proj')(video))
-      tiled = projected * tiled
+    if self.correlate:  # The audio times the video's projection, both centred in time.
+      tiled *= _centred_in_time(conv(self.audio_features, (1, 1, 1), name='video_proj')(video))
     x = jnp.concatenate([video, tiled], axis=-1)
     y = NormReLU(dtype=self.dtype, name='norm1')(conv(self.hidden, (1, 1, 1), name='conv1')(x))
     y = conv(self.features, (1, 1, 1), name='conv2')(y)
@@ -191,11 +193,13 @@ class SyncNet(nn.Module):
   time `video_time_strides[0]`) -> norm -> ReLU -> max-pool [1, 3, 3] /
   [1, 2, 2] (if `video_pool`: without it, small frames keep a finer grid);
   conv2 two blocks (the second of stride 2, in time `video_time_strides[1]`);
-  fusion with the audio stream's output; conv3 two blocks; conv4 two blocks
-  (the first of stride 2, in time `video_time_strides[2]`); conv5 two blocks
+  `Fusion` with the audio stream's output (with `fusion_correlate`, the audio
+  only in a time-centred product with the video); conv3 two blocks; conv4 two
+  blocks (the first of stride 2, in time `video_time_strides[2]`); conv5 two blocks
   (the first of stride [1, s, s], s = `last_stride`: 1 gives a twice finer
-  map for localisation); global average pool; `logit` (a Dense to 1). The CAM is `logit` applied at every
-  position of conv5, so the logit equals the CAM's mean over [T', H', W'].
+  map for localisation); global average pool; `logit` (a Dense to 1). The
+  CAM is `logit` applied at every position of conv5, so the logit equals the
+  CAM's mean over [T', H', W'].
   With `fusion_logit`, a second such head reads the fusion's map: a loss on
   it (the task's) supervises the layers up to the fusion directly, as the
   auxiliary classifiers of deeply supervised nets (Lee et al. 2015) and
@@ -217,9 +221,9 @@ class SyncNet(nn.Module):
   fusion_audio: int = 32
   fusion_hidden: int = 128
   fusion_correlate: bool = False  # The audio enters the fusion only in a product (`Fusion`).
+  fusion_logit: bool = False  # A second logit read at the fusion (deep supervision).
   last_stride: int = 2
   frames_per_step: int = 1  # Consecutive frames conv1 reads at each time step (`fold_time`).
-  fusion_logit: bool = False  # A second logit read at the fusion (deep supervision).
   video_input: str = 'frames'  # 'frames' (Owens) or 'differences' (`frame_differences`).
   dtype: Any = None
   remat: bool = False  # Recompute the stem, each `ResBlock` and the fusion in the backward pass.

@@ -1,6 +1,7 @@
 r"""A ladder of networks from the hand-crafted sync detector up to the SyncNet.
 
   python docs/experiments/sync_ladder.py RUNG STEPS [LR [TRACKS [OTHERS [SEED]]]]
+  python docs/experiments/sync_ladder.py score WORKDIR
 
 An experiment of docs/sync.md, not part of the package: which part of the
 SyncNet keeps it from learning the sync pretext on avsynth scenes, when the
@@ -13,7 +14,8 @@ videos' aligned tracks, a softmax over them (which track is aligned). It
 prints the validation pair accuracy on 384 fixed windows of the 96
 validation scenes (one standard error about 0.025) beside the detector's on
 the same windows. SEED (0) draws the initialisation and the training
-windows; the validation windows stay.
+windows; the validation windows stay. `score WORKDIR` prints the pretext
+metrics of a sync run's newest checkpoint on the same validation windows.
 
 Rungs, from the detector's read-out up to the SyncNet:
   correlator  fixed loudness and 4 x 4 cell motion, 10 steps of 160 ms; learnt
@@ -50,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from avjax import checkpoint
 from avjax.configs import sync as sync_config
 from avjax.data import ops
 from avjax.data import pipeline
@@ -239,14 +242,33 @@ def windows(task, source, rng, count, tracks=2):
   return jax.tree.map(lambda *x: np.stack(x), *examples)
 
 
+def validation_windows(task, config):
+  """The 384 fixed validation windows, 4 of each validation scene, as one compact batch."""
+  source = pipeline.load_source(config.data, 'validation', task.features)
+  rng = np.random.default_rng(1)
+  return jax.tree.map(lambda *x: np.stack(x), *[task.preprocess(source[i % 96], rng)
+                                              for i in range(384)])
+
+
+def score(workdir):
+  """Prints the pretext metrics of the newest checkpoint of the sync run in WORKDIR
+  (`python -m avjax.main --config=configs/sync.py`) on the validation windows."""
+  config = checkpoint.load_config(workdir)
+  task = sync.Sync(config)
+  val, params = validation_windows(task, config), checkpoint.restore_params(workdir)
+  evaluate = jax.jit(task.evaluate)
+  metrics = [evaluate(params, jax.tree.map(lambda x: x[j:j + 32], val))
+             for j in range(0, 384, 32)]
+  print(workdir, ', '.join(f'{k} {np.mean([m[k] for m in metrics]):.3f}'
+                           for k in sorted(metrics[0])))
+
+
 def main(rung, steps, learning_rate, tracks, others, seed):
   config = sync_config.get_config()
   task = sync.Sync(config)
   train = pipeline.load_source(config.data, 'train', task.features)
+  val = validation_windows(task, config)
   val_source = pipeline.load_source(config.data, 'validation', task.features)
-  val_rng = np.random.default_rng(1)
-  val = jax.tree.map(lambda *x: np.stack(x), *[task.preprocess(val_source[i % 96], val_rng)
-                                              for i in range(384)])
   check = [task.preprocess(val_source[0], np.random.default_rng(7)),
            with_shifts(task, val_source[0], np.random.default_rng(7), 2)]
   assert all(np.array_equal(check[0][k], check[1][k]) for k in check[0])
@@ -307,5 +329,7 @@ def main(rung, steps, learning_rate, tracks, others, seed):
 
 if __name__ == '__main__':
   args = sys.argv[1:] + [None] * 5
+  if args[0] == 'score':
+    sys.exit(score(args[1]))
   main(args[0], int(args[1]), float(args[2] or 1e-3), int(args[3] or 2), int(args[4] or 0),
        int(args[5] or 0))
