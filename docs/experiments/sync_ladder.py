@@ -24,8 +24,9 @@ Rungs, from the detector's read-out up to the SyncNet:
   video       the SyncNet's video stream up to conv2 (learnt, cells averaged
               4 x 4) in place of the cell motion
   late        both streams learnt, correlated as the correlator (late fusion)
-  early       the SyncNet as configs/sync.py builds it (early fusion after
-              conv2; global average pool)
+  early       the SyncNet of configs/sync.py's widths with Owens's choices
+              (frames, concatenation, one logit; early fusion after conv2;
+              global average pool)
   fused       the SyncNet's fusion output straight to a 1x1x1 logit map (its
               time mean averaged over space, or `_max`)
   deep        the SyncNet with both logits, `fused`'s and `early`'s, each with
@@ -39,8 +40,9 @@ frame; `_fd`, the frames and those differences (in the channels);
 `_stopaudio`, the learnt audio stream kept at its random initialisation;
 `_gate`, the fusion's audio only in a product with the video's features
 (centred in time; no tiled audio channels); `_corr`, that product of the
-video's projection centred in time too (the model's `fusion_correlate`); `_ln`, every GroupNorm of the SyncNet
-(over an example's positions) a LayerNorm over each position's channels.
+video's projection centred in time too (the model's `fusion_correlate`);
+`_ln`, every GroupNorm of the SyncNet (over an example's positions) a
+LayerNorm over each position's channels.
 """
 
 import functools
@@ -146,7 +148,7 @@ class ChannelNormReLU(nn.Module):
 def video_input(rung, video):
   """The frames (default), their differences from the frame before (`*_diff`; the
   first frame's: zeros), or both in the channels (`*_fd`)."""
-  diff = jnp.diff(video, axis=1, prepend=video[:, :1])
+  diff = fusion.frame_differences(video)
   if rung.endswith('_diff'):
     return diff
   if rung.endswith('_fd'):
@@ -242,9 +244,9 @@ def windows(task, source, rng, count, tracks=2):
   return jax.tree.map(lambda *x: np.stack(x), *examples)
 
 
-def validation_windows(task, config):
-  """The 384 fixed validation windows, 4 of each validation scene, as one compact batch."""
-  source = pipeline.load_source(config.data, 'validation', task.features)
+def validation_windows(task, source):
+  """The 384 fixed validation windows, 4 of each of the 96 validation scenes in
+  `source`, as one compact batch."""
   rng = np.random.default_rng(1)
   return jax.tree.map(lambda *x: np.stack(x), *[task.preprocess(source[i % 96], rng)
                                               for i in range(384)])
@@ -255,7 +257,8 @@ def score(workdir):
   (`python -m avjax.main --config=configs/sync.py`) on the validation windows."""
   config = checkpoint.load_config(workdir)
   task = sync.Sync(config)
-  val, params = validation_windows(task, config), checkpoint.restore_params(workdir)
+  source = pipeline.load_source(config.data, 'validation', task.features)
+  val, params = validation_windows(task, source), checkpoint.restore_params(workdir)
   evaluate = jax.jit(task.evaluate)
   metrics = [evaluate(params, jax.tree.map(lambda x: x[j:j + 32], val))
              for j in range(0, 384, 32)]
@@ -267,8 +270,8 @@ def main(rung, steps, learning_rate, tracks, others, seed):
   config = sync_config.get_config()
   task = sync.Sync(config)
   train = pipeline.load_source(config.data, 'train', task.features)
-  val = validation_windows(task, config)
   val_source = pipeline.load_source(config.data, 'validation', task.features)
+  val = validation_windows(task, val_source)
   check = [task.preprocess(val_source[0], np.random.default_rng(7)),
            with_shifts(task, val_source[0], np.random.default_rng(7), 2)]
   assert all(np.array_equal(check[0][k], check[1][k]) for k in check[0])
