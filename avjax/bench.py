@@ -79,6 +79,8 @@ PEAK_BF16 = (
 
 # The MFU at which `--assume_device` sizes the host: a well-fed step reaches about this.
 TARGET_MFU = 0.4
+# The least CPU time the pipeline's timed batches spend: 10 clock ticks, a 10% reading.
+MIN_CPU_SECONDS = 0.1
 
 
 def peak_flops(device_kind):
@@ -190,9 +192,11 @@ def measure_pipeline(iterator, batch_size, prefetch_buffer, batches, warmup,
   """The input pipeline of `iterator` (`batch_size` examples a batch) on its own.
 
   Examples per second and per CPU-second (of this process and of the workers that
-  its first batch starts) over at least `batches` batches and twice what the
-  pipeline holds, after `warmup` batches and what it holds; bytes per example; and
-  the most resident memory seen over `warmup` more batches (`resident_bytes`).
+  its first batch starts) over rounds of at least `batches` batches and twice what
+  the pipeline holds, until they have spent `MIN_CPU_SECONDS` (CPU time comes in
+  clock ticks of 10 ms), after `warmup` batches and what it holds; bytes per
+  example; and the most resident memory seen over `warmup` more batches
+  (`resident_bytes`).
   """
   me = psutil.Process()
   others = {p.pid for p in me.children(recursive=True)}
@@ -200,13 +204,15 @@ def measure_pipeline(iterator, batch_size, prefetch_buffer, batches, warmup,
   processes = [me, *(p for p in me.children(recursive=True) if p.pid not in others)]
   workers = sum(map(_spawned, processes[1:]))
   held = pipeline.held_batches(workers, prefetch_buffer)
-  batches = max(batches, 2 * held)
   for _ in range(warmup + held):
     next(iterator)
-  cpu, start = cpu_seconds(processes), time.perf_counter()
-  for _ in range(batches):
-    batch = next(iterator)
-  seconds, cpu = time.perf_counter() - start, cpu_seconds(processes) - cpu
+  round_size, batches = max(batches, 2 * held), 0
+  cpu_before, start = cpu_seconds(processes), time.perf_counter()
+  while not batches or cpu_seconds(processes) - cpu_before < MIN_CPU_SECONDS:
+    for _ in range(round_size):
+      batch = next(iterator)
+    batches += round_size
+  seconds, cpu = time.perf_counter() - start, cpu_seconds(processes) - cpu_before
   rss = resident_bytes(processes, shm_before)
   for _ in range(warmup):
     next(iterator)
