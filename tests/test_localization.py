@@ -97,6 +97,34 @@ def test_resize_maps_keeps_the_peak_and_constants():
   np.testing.assert_allclose(ramp[0, 0, 0], [0.0, 0.25, 0.75, 1.0])
 
 
+def test_cell_means_average_each_cell_even_when_sizes_do_not_divide():
+  rng = np.random.default_rng(0)
+  maps = rng.random((2, 4, 6, 8)).astype(np.float32)
+  np.testing.assert_allclose(localization.cell_means(maps, (2, 3, 4)),
+                             maps.reshape(2, 2, 2, 3, 2, 4, 2).mean(axis=(2, 4, 6)), rtol=1e-6)
+  uneven = localization.cell_means(maps, (1, 4, 3))  # Rows split 1,2,1,2; columns 2,3,3.
+  rows, cols = [(0, 1), (1, 3), (3, 4), (4, 6)], [(0, 2), (2, 5), (5, 8)]
+  expected = [[[maps[i, :, r0:r1, c0:c1].mean() for c0, c1 in cols] for r0, r1 in rows]
+              for i in range(2)]
+  np.testing.assert_allclose(uneven[:, 0], expected, rtol=1e-6)
+  with pytest.raises(ValueError, match='cannot tile'):
+    localization.cell_means(maps, (1, 7, 1))
+
+
+def test_grid_oracle_is_perfect_at_full_resolution_and_misses_what_a_coarse_grid_blurs():
+  masks = np.zeros((1, 1, 8, 8), bool)
+  masks[0, 0, :4, :4] = True  # The top-left cell of a 2 x 2 grid.
+  for grid in ((1, 8, 8), (1, 2, 2)):
+    assert localization.score(localization.grid_oracle(masks, grid), masks)[
+        'pointing_accuracy'] == 1.0
+  corner = np.zeros((1, 1, 8, 8), bool)
+  corner[0, 0, 3, 3] = True  # One pixel at the cell's inner corner, off the cell's peak.
+  assert localization.score(localization.grid_oracle(corner, (1, 8, 8)), corner)[
+      'pointing_accuracy'] == 1.0
+  assert localization.score(localization.grid_oracle(corner, (1, 2, 2)), corner)[
+      'pointing_accuracy'] == 0.0
+
+
 # ---- baselines ----
 
 def _moving_square_video(num_frames=10, size=32, side=6, step=2):

@@ -13,7 +13,8 @@ numbers a suite turns into result rows:
   scale from frame to frame.
 
 Baselines the shape of the masks: `centre_prior` (where things usually are)
-and `motion_energy` (what moves; the scenes' silent movers fool it).
+and `motion_energy` (what moves; the scenes' silent movers fool it); and a
+ceiling, `grid_oracle`: the masks themselves at a network's coarse grid.
 """
 
 import imageio.v3 as iio
@@ -46,6 +47,27 @@ def resize_maps(maps, size):
   for axis, n in zip((-3, -2, -1), size):
     out = _linear_axis(out, axis, n)
   return out.astype(np.float32)
+
+
+def cell_means(maps, grid):
+  """Maps [..., T, H, W] averaged over the cells of a `grid` (t, h, w) that tiles them
+  (cells as even as the sizes allow): [..., t, h, w]."""
+  out = np.asarray(maps, np.float32)
+  for axis, n in zip((-3, -2, -1), grid):
+    size = out.shape[axis]
+    if not 0 < n <= size:
+      raise ValueError(f'a grid of {grid} cannot tile maps of {np.shape(maps)[-3:]}')
+    edges = np.arange(n) * size // n
+    counts = np.diff(np.append(edges, size)).reshape([-1] + [1] * (-axis - 1))
+    out = np.add.reduceat(out, edges, axis=axis) / counts
+  return out
+
+
+def grid_oracle(masks, grid):
+  """A perfect map at a network's `grid` (t, h, w): each cell the share of it that the
+  sounding object covers, resized to the masks as the network's CAM is (`resize_maps`).
+  Its scores are what a map at that resolution reaches by reading the truth."""
+  return resize_maps(cell_means(np.asarray(masks) > 0, grid), np.shape(masks)[-3:])
 
 
 def _frames(maps, masks):

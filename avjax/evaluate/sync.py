@@ -235,34 +235,40 @@ def middle_windows(method, split='test'):
   return inputs, np.stack(seen), np.stack(full), np.stack(masks)
 
 
-def cams(net, params, inputs, batch_size, frames, name='cam'):
-  """Class activation maps of the aligned audio (aux[`name`]), resized to `frames`'
-  [N, T, H, W]."""
+# The rows of the masks at the grid of a trained network's CAM, by that CAM's row.
+GRID_ORACLES = {'sync': 'grid_oracle', 'sync_fusion_logit': 'grid_oracle_fusion_logit'}
+
+
+def cams(net, params, inputs, batch_size, name='cam'):
+  """Class activation maps of the aligned audio (aux[`name`]) at the network's grid,
+  [N, t, h, w]."""
   apply = jax.jit(lambda p, b: net.apply({'params': p}, b['video'], b['audio'])[1][name])
-  maps = [jax.device_get(apply(params, b)) for b in runs.batches(inputs, batch_size)]
-  return localization.resize_maps(np.concatenate(maps), frames.shape[1:4])
+  return np.concatenate([jax.device_get(apply(params, b))
+                         for b in runs.batches(inputs, batch_size)])
 
 
 def localisation_rows(config, method, task, params, workdir):
-  """Rows of the CAM (trained and random; of the model's `fusion_logit` too) and both
-  baselines; writes overlays."""
+  """Rows of the CAM (trained and random; of the model's `fusion_logit` too), both
+  baselines, and the masks at each CAM's grid (the oracle `grid_oracle*`); writes
+  overlays."""
   inputs, seen, full, masks = middle_windows(method)
   stride = method.sync.frame_stride
   first = runs.batches(inputs[:1], 1)[0]  # Network inputs, not a batch of `task.preprocess`.
   random_params = task.net.init({'params': jax.random.key(config.seed)}, first['video'],
                                 first['audio'])['params']
-  maps = {
-      'sync': cams(task.net, params, inputs, config.batch_size, seen),
-      'random': cams(task.net, random_params, inputs, config.batch_size, seen),
-      'motion_energy': np.stack([localization.motion_energy(v)[::stride] for v in full]),
-      'centre_prior': localization.centre_prior(masks.shape),
-  }
+  grids = {'sync': cams(task.net, params, inputs, config.batch_size),
+           'random': cams(task.net, random_params, inputs, config.batch_size)}
   if method.model.get('fusion_logit'):
-    maps['sync_fusion_logit'] = cams(task.net, params, inputs, config.batch_size, seen,
-                                     name='fusion_cam')
+    grids['sync_fusion_logit'] = cams(task.net, params, inputs, config.batch_size,
+                                      name='fusion_cam')
+  maps = {name: localization.resize_maps(m, seen.shape[1:4]) for name, m in grids.items()}
+  maps.update(motion_energy=np.stack([localization.motion_energy(v)[::stride] for v in full]),
+              centre_prior=localization.centre_prior(masks.shape))
+  oracles = {oracle: localization.grid_oracle(masks, grids[name].shape[1:])
+             for name, oracle in GRID_ORACLES.items() if name in grids}
   rows = []
-  for name, m in maps.items():
-    mode = 'baseline' if name in ('motion_energy', 'centre_prior') else 'frozen'
+  for name, m in {**maps, **oracles}.items():
+    mode = 'frozen' if name in grids else 'oracle' if name in oracles else 'baseline'
     for metric, value in localization.score(m, masks).items():
       rows.append(runs.row(name, mode, 'localisation', metric, value))
   write_overlays(os.path.join(workdir, 'localisation'), seen, masks, maps, config.num_examples,
@@ -401,7 +407,9 @@ def _notes(config, sync_method, left_out):
                'the network sees and at the full frame rate and size')
   if 'localisation' in config.methods:
     notes.append('Localisation scores the middle window of each test scene on the frames '
-                 'the network sees')
+                 'the network sees; grid_oracle (grid_oracle_fusion_logit) is the true '
+                 'mask averaged over the cells of the sync CAM (the fusion logit\'s CAM) and '
+                 'resized as the CAM is: what a perfect map at that resolution scores')
   if 'separation' in config.methods:
     notes.append('PIT heads are assigned to on/off-screen by the better permutation (oracle)')
   notes += [f'Left out of {task}: {n} of {total} test clips ({why})'

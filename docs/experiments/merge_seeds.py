@@ -13,6 +13,10 @@ each cell is the mean +- standard error over the seeds that have it, and
 results.md says n where fewer seeds have a cell than the others. Then
 `python -m avjax.evaluate --suite=sync --workdir=WORKDIR --docs=PAGE` writes
 the tables into a page.
+
+A row that several SEED_DIRs hold (the pretext, which every run scores, or an
+application run again) is kept once; they must agree, as the suite's
+evaluation is deterministic.
 """
 
 import os
@@ -21,9 +25,24 @@ import sys
 from avjax.evaluate import results
 
 
+def unique_rows(rows_by_dir):
+  """The rows of {seed_dir: rows}, each kept once; raises where two directories hold
+  one row (the same fields but its value) with different values."""
+  kept = {}
+  for seed_dir, rows in rows_by_dir.items():
+    for row in rows:
+      key = tuple(sorted((k, v) for k, v in row.items() if k != 'value'))
+      if key in kept and abs(kept[key][1]['value'] - row['value']) > 1e-6:
+        raise ValueError(f'{seed_dir} and {kept[key][0]} disagree on {dict(key)}: '
+                         f'{row["value"]} and {kept[key][1]["value"]}')
+      kept.setdefault(key, (seed_dir, row))
+  return [row for _, row in kept.values()]
+
+
 def main(workdir, seed_dirs):
   read = [results.read(d) for d in seed_dirs]
-  first, rows = read[0], [row for r in read for row in r['rows']]
+  first = read[0]
+  rows = unique_rows({d: r['rows'] for d, r in zip(seed_dirs, read)})
   seeds = sorted({row['seed'] for row in rows})
   notes = ' '.join(filter(None, (first['notes'], f'Seeds {", ".join(map(str, seeds))}; a cell '
                                  'with fewer seeds says n.')))
