@@ -437,7 +437,8 @@ def test_tiny_sync_suite_writes_results_overlays_and_wavs(data_dir, tmp_path):
                for action in scenes.ACTIONS}  # A test clip of each class.
   expected |= {('localisation', method, m, 1.0)
                for method in ('sync', 'random', 'motion_energy', 'centre_prior',
-                              'sync_fusion_logit', 'grid_oracle', 'grid_oracle_fusion_logit')
+                              'sync_fusion_logit', 'random_fusion_logit', 'grid_oracle',
+                              'grid_oracle_fusion_logit')
                for m in ('pointing_accuracy', 'pixel_auc', 'frame_auc')}
   expected |= {('action', method, 'accuracy', f) for method in ('sync', 'scratch')
                for f in config.label_fractions}

@@ -18,7 +18,9 @@ the talking heads of `config.separation_data` (avsynth heads, whatever --data).
    where the data has it.
 2. localisation: on the middle window of each test scene, the class
    activation map of the aligned audio (trained, and a random network as a
-   control) against `source_mask`, beside a centre prior and motion energy:
+   control; conv5's, and the fusion's where the model has `fusion_logit`)
+   against `source_mask`, beside a centre prior, motion energy and the masks
+   at each trained CAM's grid (the oracle a map at that resolution reaches):
    pointing accuracy, pixel AUC and per-frame AUC on the frames the network
    sees; overlay GIFs and localisation.png. Only avsynth scenes have source
    masks: on any other `data` the suite stops before any work.
@@ -74,6 +76,9 @@ PRESETS = ('default', 'tiny')
 RUN_DIRS = ('pretrain', 'encoders', 'localisation', 'action', 'separation')  # Under a workdir.
 COMPARISONS = ((('sync', 'frozen'), ('random', 'frozen')),  # Localisation.
                (('sync', 'frozen'), ('motion_energy', 'baseline')),
+               (('sync_fusion_logit', 'frozen'), ('random_fusion_logit', 'frozen')),
+               (('sync_fusion_logit', 'frozen'), ('centre_prior', 'baseline')),
+               (('sync_fusion_logit', 'frozen'), ('motion_energy', 'baseline')),
                (('sync', 'finetune'), ('scratch', 'finetune')),  # Action.
                (('onoff_sync', 'finetune'), ('onoff', 'finetune')),  # Separation.
                (('onoff_sync', 'finetune'), ('pit', 'finetune')))
@@ -248,8 +253,8 @@ def cams(net, params, inputs, batch_size, name='cam'):
 
 
 def localisation_rows(config, method, task, params, workdir):
-  """Rows of the CAM (trained and random; of the model's `fusion_logit` too), both
-  baselines, and the masks at each CAM's grid (the oracle `grid_oracle*`); writes
+  """Rows of the CAM (trained and random; of the model's `fusion_logit` too, trained
+  and random), both baselines, and the masks at each CAM's grid (the oracle `grid_oracle*`); writes
   overlays."""
   inputs, seen, full, masks = middle_windows(method)
   stride = method.sync.frame_stride
@@ -259,8 +264,9 @@ def localisation_rows(config, method, task, params, workdir):
   grids = {'sync': cams(task.net, params, inputs, config.batch_size),
            'random': cams(task.net, random_params, inputs, config.batch_size)}
   if method.model.get('fusion_logit'):
-    grids['sync_fusion_logit'] = cams(task.net, params, inputs, config.batch_size,
-                                      name='fusion_cam')
+    for name, p in (('sync', params), ('random', random_params)):
+      grids[f'{name}_fusion_logit'] = cams(task.net, p, inputs, config.batch_size,
+                                           name='fusion_cam')
   maps = {name: localization.resize_maps(m, seen.shape[1:4]) for name, m in grids.items()}
   maps.update(motion_energy=np.stack([localization.motion_energy(v)[::stride] for v in full]),
               centre_prior=localization.centre_prior(masks.shape))

@@ -8,7 +8,8 @@ of a suite's applications (`--methods=localisation`: the pretext and
 localisation) cannot join a full seed's table through the suite itself. This
 writes WORKDIR/results.{json,md} from the rows of each SEED_DIR's
 results.json (a suite's WORKDIR/seed_K), with the first one's title,
-reference, notes, images (its paths must lie under WORKDIR) and comparisons;
+reference, notes and images (its paths must lie under WORKDIR), and the
+comparisons of them all;
 each cell is the mean +- standard error over the seeds that have it, and
 results.md says n where fewer seeds have a cell than the others. Then
 `python -m avjax.evaluate --suite=sync --workdir=WORKDIR --docs=PAGE` writes
@@ -48,8 +49,9 @@ def main(workdir, seed_dirs):
                                  'with fewer seeds says n.')))
   images = [os.path.relpath(os.path.join(seed_dirs[0], name), workdir)
             for name in first['images']]
+  comparisons = {tuple(map(tuple, c)): None for r in read for c in r['comparisons']}
   results.write(workdir, rows, first['reference'], first['title'], notes, first['by_task'],
-                images, results.comparison_pairs(first['comparisons']))
+                images, list(comparisons))
   print(f'wrote {len(rows)} rows of seeds {seeds} to {workdir}/results.json and results.md')
 
 
