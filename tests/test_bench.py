@@ -178,9 +178,12 @@ def test_a_cheap_pipeline_is_timed_until_its_cpu_time_is_measurable():
                                     prefetch_buffer=1, batches=2, warmup=1)
   assert measured['pipeline_workers'] == 0
   assert measured['pipeline_batches'] % 2 == 0  # Rounds of max(2, twice the 1 held).
-  assert measured['pipeline_batches'] * 1e-3 >= bench.MIN_CPU_SECONDS * 0.9
-  # 4 examples a millisecond of CPU, less what the generator's loop itself costs.
-  assert measured['pipeline_examples_per_core_s'] == pytest.approx(4000, rel=0.25)
+  rate = measured['pipeline_examples_per_core_s']
+  cpu = measured['pipeline_batches'] * 4 / rate
+  assert cpu >= bench.MIN_CPU_SECONDS * (1 - 1e-9)  # Timed until its CPU time is measurable.
+  # At most 4 examples a millisecond of CPU (this process's other threads only add
+  # CPU time), up to one 10 ms clock tick of the 0.1 s read.
+  assert 400 < rate <= 4000 * 1.15
   assert measured['pipeline_bytes_per_example'] == 12
 
 
