@@ -8,7 +8,8 @@ the whole clip alone, by a hand-crafted feature (the mean log power in 32
 bands of 25 ms frames, and its standard deviation over frames) and a
 multinomial logistic regression (full-batch Adam, 500 steps, weight decay
 1e-3) fitted on the 800 training clips and scored on the 96 test clips: all
-labels, and the class-stratified 10% the suite's action runs get. No
+labels, and a class-stratified 10% (`pipeline.label_subset`, as the suite's
+action runs draw theirs). No
 learning from the video; the action network sees this audio and more.
 """
 
@@ -63,18 +64,12 @@ def fit(x, y, steps=500):
   return lambda z: np.asarray(((z - mean) / std) @ params['w'] + params['b']).argmax(axis=1)
 
 
-def stratified_tenth(y, rng):
-  """Indices of a class-stratified 10% of labels y."""
-  return np.concatenate([rng.permutation(np.flatnonzero(y == c))[:max(1, (y == c).sum() // 10)]
-                         for c in np.unique(y)])
-
-
 def main():
   x, y = load('train')
   x_test, y_test = load('test')
   print(f'{len(y)} training clips, {len(y_test)} test clips; chance {1 / len(scenes.ACTIONS):.3f}')
   for name, keep in (('all labels', np.arange(len(y))),
-                     ('10% of labels', stratified_tenth(y, np.random.default_rng(0)))):
+                     ('10% of labels', pipeline.label_subset(y, 0.1, seed=0))):
     predict = fit(x[keep], y[keep])
     print(f'{name} ({len(keep)} clips): train {np.mean(predict(x[keep]) == y[keep]):.3f}, '
           f'test {np.mean(predict(x_test) == y_test):.3f}')
