@@ -412,6 +412,17 @@ def test_middle_windows_align_frames_masks_and_audio(data_dir):
   np.testing.assert_array_equal(inputs[1]['audio'],
                                 ops.to_float(clip['audio'][start * spf:(start + window) * spf]))
   assert inputs[1]['video'].shape == (len(seen[1]), 16, 16, 3)  # 32x32 frames averaged down.
+  shift = round(sync_suite.CONTRAST_SHIFT * window)
+  later = clip['audio'][(start + shift) * spf:(start + shift + window) * spf]
+  np.testing.assert_array_equal(inputs[1]['shifted_audio'], ops.to_float(later))
+
+
+def test_shifted_start_goes_later_then_earlier_and_names_a_clip_too_short():
+  shift = round(sync_suite.CONTRAST_SHIFT * 40)
+  assert sync_suite.shifted_start(30, 40, 100, 'c') == 30 + shift  # Room after: later.
+  assert sync_suite.shifted_start(40, 40, 100, 'c') == 40 - shift  # Not after: earlier.
+  with pytest.raises(ValueError, match='test clip 7: a clip of 60 frames'):
+    sync_suite.shifted_start(10, 40, 60, 'test clip 7')
 
 
 def test_sync_suite_rejects_unknown_applications(tmp_path):
@@ -438,7 +449,8 @@ def test_tiny_sync_suite_writes_results_overlays_and_wavs(data_dir, tmp_path):
   expected |= {('localisation', method, m, 1.0)
                for method in ('sync', 'random', 'motion_energy', 'centre_prior',
                               'sync_fusion_logit', 'random_fusion_logit', 'grid_oracle',
-                              'grid_oracle_fusion_logit')
+                              'grid_oracle_fusion_logit', 'sync_contrast', 'random_contrast',
+                              'sync_fusion_logit_contrast', 'random_fusion_logit_contrast')
                for m in ('pointing_accuracy', 'pixel_auc', 'frame_auc')}
   expected |= {('action', method, 'accuracy', f) for method in ('sync', 'scratch')
                for f in config.label_fractions}

@@ -79,6 +79,11 @@ COMPARISONS = ((('sync', 'frozen'), ('random', 'frozen')),  # Localisation.
                (('sync_fusion_logit', 'frozen'), ('random_fusion_logit', 'frozen')),
                (('sync_fusion_logit', 'frozen'), ('centre_prior', 'baseline')),
                (('sync_fusion_logit', 'frozen'), ('motion_energy', 'baseline')),
+               (('sync_contrast', 'frozen'), ('random_contrast', 'frozen')),
+               (('sync_fusion_logit_contrast', 'frozen'),
+                ('random_fusion_logit_contrast', 'frozen')),
+               (('sync_fusion_logit_contrast', 'frozen'), ('centre_prior', 'baseline')),
+               (('sync_fusion_logit_contrast', 'frozen'), ('motion_energy', 'baseline')),
                (('sync', 'finetune'), ('scratch', 'finetune')),  # Action.
                (('onoff_sync', 'finetune'), ('onoff', 'finetune')),  # Separation.
                (('onoff_sync', 'finetune'), ('pit', 'finetune')))
@@ -222,9 +227,26 @@ def class_rows(hits, labels, class_names):
 
 # ---- localisation ----
 
+# How far the contrast's shifted track is from the middle window, in windows: one of the
+# pretext's shifts (0.52 to 1.4 windows), and beside the middle window of a 4 s scene.
+CONTRAST_SHIFT = 0.6
+
+
+def shifted_start(start, window, clip_frames, name):
+  """The first frame of the track `CONTRAST_SHIFT` windows after `start` (before, where
+  the clip ends first); ValueError naming the clip where neither fits."""
+  shift = round(CONTRAST_SHIFT * window)
+  for begin in (start + shift, start - shift):
+    if 0 <= begin and begin + window <= clip_frames:
+      return begin
+  raise ValueError(f'{name}: a clip of {clip_frames} frames has no room for a track '
+                   f'{shift} frames from its middle window of {window}')
+
+
 def middle_windows(method, split='test'):
-  """(network inputs {'video', 'audio'}, frames seen [N, T, H, W, 3] uint8, full-rate
-  frames, masks [N, T, H, W]) of each clip's middle window."""
+  """(network inputs {'video', 'audio', 'shifted_audio'}, frames seen [N, T, H, W, 3] uint8,
+  full-rate frames, masks [N, T, H, W]) of each clip's middle window; 'shifted_audio'
+  is the track `CONTRAST_SHIFT` windows away (`shifted_start`)."""
   source = pipeline.load_source(method.data, split)
   window, stride = method.sync.window_frames, method.sync.frame_stride
   inputs, seen, full, masks = [], [], [], []
@@ -232,8 +254,12 @@ def middle_windows(method, split='test'):
     clip = source[i]
     start = (len(clip['video']) - window) // 2
     audio, video = ops.time_crop(clip['audio'], clip['video'], start, window)
+    spf = ops.SAMPLES_PER_FRAME
+    frames = min(len(clip['video']), len(clip['audio']) // spf)
+    begin = shifted_start(start, window, frames, f'{split} clip {i}')
+    shifted = clip['audio'][begin * spf:(begin + window) * spf]
     inputs.append({'video': sync_task.video_input(video, stride, method.sync.frame_downsample),
-                   'audio': ops.to_float(audio)})
+                   'audio': ops.to_float(audio), 'shifted_audio': ops.to_float(shifted)})
     full.append(video)
     seen.append(video[::stride])
     masks.append(clip['source_mask'][start:start + window:stride])
@@ -244,29 +270,35 @@ def middle_windows(method, split='test'):
 GRID_ORACLES = {'sync': 'grid_oracle', 'sync_fusion_logit': 'grid_oracle_fusion_logit'}
 
 
-def cams(net, params, inputs, batch_size, name='cam'):
-  """Class activation maps of the aligned audio (aux[`name`]) at the network's grid,
-  [N, t, h, w]."""
-  apply = jax.jit(lambda p, b: net.apply({'params': p}, b['video'], b['audio'])[1][name])
+def cams(net, params, inputs, batch_size, name='cam', audio='audio'):
+  """Class activation maps (aux[`name`]) of the video with its track `audio` ('audio':
+  aligned, 'shifted_audio': `CONTRAST_SHIFT` away) at the network's grid, [N, t, h, w]."""
+  apply = jax.jit(lambda p, b: net.apply({'params': p}, b['video'], b[audio])[1][name])
   return np.concatenate([jax.device_get(apply(params, b))
                          for b in runs.batches(inputs, batch_size)])
 
 
 def localisation_rows(config, method, task, params, workdir):
   """Rows of the CAM (trained and random; of the model's `fusion_logit` too, trained
-  and random), both baselines, and the masks at each CAM's grid (the oracle `grid_oracle*`); writes
+  and random), each also as a contrast with the shifted track's (`*_contrast`: CAM(aligned) -
+  CAM(shifted), in which a response to motion that ignores the audio's timing cancels),
+  both baselines, and the masks at each CAM's grid (the oracle `grid_oracle*`); writes
   overlays."""
   inputs, seen, full, masks = middle_windows(method)
   stride = method.sync.frame_stride
   first = runs.batches(inputs[:1], 1)[0]  # Network inputs, not a batch of `task.preprocess`.
   random_params = task.net.init({'params': jax.random.key(config.seed)}, first['video'],
                                 first['audio'])['params']
-  grids = {'sync': cams(task.net, params, inputs, config.batch_size),
-           'random': cams(task.net, random_params, inputs, config.batch_size)}
+  heads = {'': 'cam'}  # Row suffix: the aux map it reads.
   if method.model.get('fusion_logit'):
-    for name, p in (('sync', params), ('random', random_params)):
-      grids[f'{name}_fusion_logit'] = cams(task.net, p, inputs, config.batch_size,
-                                           name='fusion_cam')
+    heads['_fusion_logit'] = 'fusion_cam'
+  readings = [(net + suffix, p, head) for suffix, head in heads.items()
+           for net, p in (('sync', params), ('random', random_params))]
+  size = config.batch_size
+  grids = {name: cams(task.net, p, inputs, size, name=head) for name, p, head in readings}
+  grids.update({f'{name}_contrast': grids[name] - cams(task.net, p, inputs, size, name=head,
+                                                       audio='shifted_audio')
+                for name, p, head in readings})
   maps = {name: localization.resize_maps(m, seen.shape[1:4]) for name, m in grids.items()}
   maps.update(motion_energy=np.stack([localization.motion_energy(v)[::stride] for v in full]),
               centre_prior=localization.centre_prior(masks.shape))
