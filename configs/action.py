@@ -55,6 +55,11 @@ def get_config(arg=None):
       flip=sync_config.sync.flip,                    # and random horizontal flip.
       num_classes=len(scenes.ACTIONS),
       init_sync='',  # A `python -m avjax.export` directory of a sync run; '': from scratch.
+      # The sync network's maps the head reads (time- and space-averaged): conv5's, and
+      # the audio stream's, since this network's fusion passes the audio only in a
+      # time-centred product (`fusion_correlate`), which loses what the sound is. Reading
+      # conv5 alone, the network stayed at chance from scratch (docs/sync.md).
+      head_inputs=('conv5', 'audio'),
   ))
   config.model = ml_collections.ConfigDict(dict(
       sync=sync_config.model,  # avjax.models.fusion.SyncNet, configs/sync.py's block.
@@ -68,6 +73,7 @@ def get_config(arg=None):
     config.total_steps = 20_000
     config.eval_every = config.checkpoint_every = 1000
     config.optimizer.update(learning_rate=1e-3, warmup_steps=500)
+    config.action.head_inputs = ('conv5',)  # Owens's: this fusion concatenates the audio.
   if arg.accel:  # configs/sync.py's accel network, one audio track a video.
     config_lib.make_accel(config, per_device_batch_size=256, remat=False)
   if arg.tiny:

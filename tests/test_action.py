@@ -169,7 +169,8 @@ def test_expand_of_a_compact_batch_gives_the_float_batch_and_its_loss(task, acti
 
   def float_loss(params, batch):  # The loss of the float batch, as computed before.
     _, aux = task.net.apply({'params': params['sync_net']}, batch['video'], batch['audio'])
-    logits = task.head.apply({'params': params['head']}, action.pooled(aux))
+    features = action.pooled(aux, task.config.head_inputs)
+    logits = task.head.apply({'params': params['head']}, features)
     return classification.class_metrics(logits, batch['label'])[0]
 
   expanded, loss, expected = jax.jit(lambda p, c, r: (
@@ -179,6 +180,14 @@ def test_expand_of_a_compact_batch_gives_the_float_batch_and_its_loss(task, acti
   for k in reference:
     np.testing.assert_allclose(expanded[k], reference[k], rtol=0, atol=1e-6, err_msg=k)
   np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def test_pooled_averages_each_map_over_time_and_space_and_concatenates_them():
+  rng = np.random.default_rng(0)
+  aux = {'conv5': rng.normal(size=(2, 3, 4, 4, 5)), 'audio': rng.normal(size=(2, 7, 6))}
+  expected = np.concatenate([aux['conv5'].reshape(2, -1, 5).mean(1), aux['audio'].mean(1)], -1)
+  np.testing.assert_allclose(action.pooled(aux, ('conv5', 'audio')), expected, rtol=1e-5)
+  np.testing.assert_allclose(action.pooled(aux, ('conv5',)), expected[:, :5], rtol=1e-5)
 
 
 def test_a_prefix_of_the_train_split_is_not_class_balanced(data_dir):
@@ -247,7 +256,9 @@ def test_init_sync_loads_the_exported_sync_net_exactly(sync_export, batch):
   loaded = jax.jit(action.Action(tiny_config(init_sync=out)).init)(key(0), batch)
   assert set(loaded) == {'sync_net', 'head'}
   jax.tree.map(np.testing.assert_array_equal, loaded['sync_net'], exported)
-  assert loaded['head']['kernel'].shape == (32, len(scenes.ACTIONS))  # conv5's width.
+  sync = tiny_config().model.sync  # The head reads conv5 and the audio stream's output.
+  width = sync.video_features[-1] + sync.audio_features[-1]
+  assert loaded['head']['kernel'].shape == (width, len(scenes.ACTIONS))
 
 
 def test_init_sync_of_another_shape_says_so(sync_export, batch):

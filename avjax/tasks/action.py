@@ -10,10 +10,14 @@ network's float inputs on the device, as sync's. Training flips the video
 left-right at random if `flip`, drawn in `loss` (`sync.random_flip`); `predict`
 and `evaluate` never do.
 
-Model: Owens & Efros's early-fusion `SyncNet` (`config.model.sync`); its
-conv5 map of (video, audio), averaged over [T', H', W'], goes through one
-linear layer to `num_classes` logits (Owens's action-recognition fine-tuning
-of the fused network). Loss: softmax cross-entropy; metrics loss and accuracy.
+Model: Owens & Efros's early-fusion `SyncNet` (`config.model.sync`); its maps
+`head_inputs` (aux names), each averaged over time and space and concatenated,
+go through one linear layer to `num_classes` logits. ('conv5',) is Owens's
+action-recognition fine-tuning of the fused network; ('conv5', 'audio') also
+reads the audio stream's output, which a network whose fusion passes the audio
+only in a time-centred product (`fusion_correlate`) needs: the product carries
+how the sound changes with the motion, not what the sound is. Loss: softmax
+cross-entropy; metrics loss and accuracy.
 
 `init_sync`, a `python -m avjax.export` directory of a sync run, starts the
 sync network from its exported `sync_net` (as `separation.init_sync`); ''
@@ -33,9 +37,11 @@ from avjax.tasks import classification
 from avjax.tasks import sync
 
 
-def pooled(aux):
-  """The sync network's conv5 map [B, T', H', W', C] -> its mean over [T', H', W'], [B, C]."""
-  return aux['conv5'].mean(axis=(1, 2, 3))
+def pooled(aux, maps):
+  """The sync network's `maps` (aux names: [B, ..., C]) -> their means over all but the
+  first and last axes, concatenated, [B, sum of C]."""
+  return jnp.concatenate([aux[m].mean(axis=tuple(range(1, aux[m].ndim - 1))) for m in maps],
+                         axis=-1)
 
 
 class Action:
@@ -78,7 +84,7 @@ class Action:
   def _init_sync(self, rng, video, audio):
     """(random sync_net params, the pooled features they give)."""
     (_, aux), variables = self.net.init_with_output({'params': rng}, video, audio)
-    return variables['params'], pooled(aux)
+    return variables['params'], pooled(aux, self.config.head_inputs)
 
   def init(self, rng, batch):
     batch = self.expand(batch)
@@ -100,7 +106,8 @@ class Action:
     if rng is not None and self.config.flip:
       video = sync.random_flip(rng, video)
     _, aux = self.net.apply({'params': params['sync_net']}, video, batch['audio'])
-    logits = self.head.apply({'params': params['head']}, pooled(aux))
+    logits = self.head.apply({'params': params['head']},
+                             pooled(aux, self.config.head_inputs))
     return logits.astype(jnp.float32)
 
   def loss(self, params, batch, rng):
