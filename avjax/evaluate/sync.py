@@ -18,8 +18,9 @@ the talking heads of `config.separation_data` (avsynth heads, whatever --data).
    where the data has it.
 2. localisation: on the middle window of each test scene, the class
    activation map of the aligned audio (trained, and a random network as a
-   control; conv5's, and the fusion's where the model has `fusion_logit`)
-   against `source_mask`, beside a centre prior, motion energy and the masks
+   control; conv5's, and the fusion's where the model has `fusion_logit`;
+   each also as a contrast with the map of a shifted track) against
+   `source_mask`, beside a centre prior, motion energy and the masks
    at each trained CAM's grid (the oracle a map at that resolution reaches):
    pointing accuracy, pixel AUC and per-frame AUC on the frames the network
    sees; overlay GIFs and localisation.png. Only avsynth scenes have source
@@ -293,7 +294,7 @@ def localisation_rows(config, method, task, params, workdir):
   if method.model.get('fusion_logit'):
     heads['_fusion_logit'] = 'fusion_cam'
   readings = [(net + suffix, p, head) for suffix, head in heads.items()
-           for net, p in (('sync', params), ('random', random_params))]
+              for net, p in (('sync', params), ('random', random_params))]
   size = config.batch_size
   grids = {name: cams(task.net, p, inputs, size, name=head) for name, p, head in readings}
   grids.update({f'{name}_contrast': grids[name] - cams(task.net, p, inputs, size, name=head,

@@ -2,6 +2,7 @@ r"""A ladder of networks from the hand-crafted sync detector up to the SyncNet.
 
   python docs/experiments/sync_ladder.py RUNG STEPS [LR [TRACKS [OTHERS [SEED]]]]
   python docs/experiments/sync_ladder.py score WORKDIR
+  python docs/experiments/sync_ladder.py detector
 
 An experiment of docs/sync.md, not part of the package: which part of the
 SyncNet keeps it from learning the sync pretext on avsynth scenes, when the
@@ -15,7 +16,9 @@ prints the validation pair accuracy on 384 fixed windows of the 96
 validation scenes (one standard error about 0.025) beside the detector's on
 the same windows. SEED (0) draws the initialisation and the training
 windows; the validation windows stay. `score WORKDIR` prints the pretext
-metrics of a sync run's newest checkpoint on the same validation windows.
+metrics of a sync run's newest checkpoint on the same validation windows;
+`detector`, the detector's pair accuracy on them at coarser grids and time
+steps (the resolution of a network's fusion).
 
 Rungs, from the detector's read-out up to the SyncNet:
   correlator  fixed loudness and 4 x 4 cell motion, 10 steps of 160 ms; learnt
@@ -202,19 +205,32 @@ class Ladder(nn.Module):
     return Correlate()(Embed()(a), Embed()(v))
 
 
-def coarse_detector(video, audio):
-  """The detector's pair accuracy at the correlators' resolution: the motion of a 4 x 4
-  grid's cells and the loudness over the same frame intervals, summed STEPS_OF intervals
-  a step (numpy; video uint8 [N, T, H, W, 3], audio int16 [N, 2, S])."""
-  motion = sync_detector.cell_motion(video, grid=4)  # [N, T - 1, 16].
+def coarse_detector(video, audio, grid=4, steps_of=STEPS_OF):
+  """The detector's pair accuracy at a coarser resolution: the motion of a `grid` x `grid`
+  grid's cells and the loudness over the same frame intervals, summed `steps_of`
+  intervals a step (numpy; video uint8 [N, T, H, W, 3], audio int16 [N, 2, S]); the
+  correlators' by default. At `steps_of` 1 and `grid` 8 it is `sync_detector`'s."""
+  motion = sync_detector.cell_motion(video, grid)  # [N, T - 1, grid * grid].
   n, intervals = motion.shape[:2]
-  steps, span = intervals // STEPS_OF, ops.SAMPLES_PER_FRAME
-  motion = motion[:, :steps * STEPS_OF].reshape(n, steps, STEPS_OF, -1).sum(2)
-  power = (ops.to_float(audio)[..., span:span * (1 + steps * STEPS_OF)] ** 2).reshape(
+  steps, span = intervals // steps_of, ops.SAMPLES_PER_FRAME
+  motion = motion[:, :steps * steps_of].reshape(n, steps, steps_of, -1).sum(2)
+  power = (ops.to_float(audio)[..., span:span * (1 + steps * steps_of)] ** 2).reshape(
       n, 2, steps, -1).mean(-1)
   envelope = sync_detector._standardise(0.5 * np.log(power + 1e-10), -1)
   scores = np.einsum('nkt,ntc->nkc', envelope, sync_detector._standardise(motion, 1)).max(-1)
   return (scores[:, 0] > scores[:, 1]).mean()
+
+
+def detector_resolutions():
+  """Prints the detector's pair accuracy on the validation windows at grids of 4, 8 and
+  16 cells a side and time steps of 1, 2 and 4 frames."""
+  config = sync_config.get_config()
+  task = sync.Sync(config)
+  val = validation_windows(task, pipeline.load_source(config.data, 'validation', task.features))
+  for grid in (4, 8, 16):
+    print(f'{grid} x {grid} cells: ' + ', '.join(
+        f'{coarse_detector(val["video"], val["audio"], grid, steps):.3f} at steps of {steps}'
+        for steps in (1, 2, 4)), flush=True)
 
 
 def with_shifts(task, example, rng, tracks):
@@ -334,5 +350,7 @@ if __name__ == '__main__':
   args = sys.argv[1:] + [None] * 5
   if args[0] == 'score':
     sys.exit(score(args[1]))
+  if args[0] == 'detector':
+    sys.exit(detector_resolutions())
   main(args[0], int(args[1]), float(args[2] or 1e-3), int(args[3] or 2), int(args[4] or 0),
        int(args[5] or 0))
