@@ -258,7 +258,8 @@ def middle_windows(method, split='test'):
     spf = ops.SAMPLES_PER_FRAME
     frames = min(len(clip['video']), len(clip['audio']) // spf)
     begin = shifted_start(start, window, frames, f'{split} clip {i}')
-    shifted = clip['audio'][begin * spf:(begin + window) * spf]
+    shifted, _ = ops.time_crop(clip['audio'], clip['video'], start, window,
+                               audio_offset=(begin - start) * spf)
     inputs.append({'video': sync_task.video_input(video, stride, method.sync.frame_downsample),
                    'audio': ops.to_float(audio), 'shifted_audio': ops.to_float(shifted)})
     full.append(video)

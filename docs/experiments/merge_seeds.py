@@ -52,7 +52,7 @@ def selected(rows, apps):
 
 
 def main(workdir, specs):
-  seed_dirs, apps = zip(*[(spec.split(':') + [''])[:2] for spec in specs])
+  seed_dirs, _, apps = zip(*[spec.partition(':') for spec in specs])
   read = [results.read(d) for d in seed_dirs]
   first = read[0]
   rows = unique_rows({spec: selected(r['rows'], a)
