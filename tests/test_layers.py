@@ -78,6 +78,10 @@ CONVS = [  # (input shape, kernel, strides, padding, use_bias).
     ((3, 2, 5, 4), (3, 3), (1, 1), 'SAME', True),
     ((3, 4, 4, 4), (3, 3), (1, 1), 'SAME', False),  # Unchanged.
     ((3, 2, 2, 2, 4), (3, 3, 3), (1, 1, 1), 'SAME', True),
+    ((2, 6, 5, 5, 4), (3, 3, 3), (1, 1, 1), 'SAME', False),  # On a CPU: 2-D convs summed.
+    ((2, 7, 6, 5, 4), (3, 5, 5), (2, 2, 2), 'SAME', True),  # Strided in time.
+    ((2, 5, 4, 4, 4), (1, 1, 1), (1, 2, 2), 'SAME', False),
+    ((2, 6, 4, 4, 4), (2, 3, 3), (2, 1, 1), ((1, 0), (1, 1), (0, 2)), True),
     ((3, 2, 4), (5,), (1,), 'SAME', False),
     ((3, 9, 4), (3,), (2,), 'VALID', True),
     ((3, 2, 2, 4), (3, 3), (1, 1), ((1, 1), (2, 0)), False),

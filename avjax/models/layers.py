@@ -2,7 +2,8 @@
 
 GroupNorm rather than BatchNorm throughout: the trainer keeps no mutable
 collections. `Conv` and `max_pool` compute `nn.Conv`'s and `nn.max_pool`'s
-functions with less work on an accelerator (see each).
+functions with less work on an accelerator, and `Conv` 3-D convs faster on a
+CPU (see each).
 """
 
 import functools
@@ -82,8 +83,9 @@ class Conv(nn.Module):
   a 1x1 conv); and where the map then has fewer positions than the clipped
   kernel has taps (a 3x3 kernel on a 2x2 map), the conv is one matmul by the
   kernel laid out per output position (16 products per input and output
-  channel for 2x2, against the padded conv's 36). Inputs [..., *spatial, C]
-  with any number of batch axes, as `nn.Conv` takes them.
+  channel for 2x2, against the padded conv's 36). On a CPU a 3-D conv is the
+  sum over its time taps of 2-D convs (`_time_tap_conv`). Inputs
+  [..., *spatial, C] with any number of batch axes, as `nn.Conv` takes them.
   """
   features: int
   kernel_size: Sequence[int]
@@ -112,8 +114,9 @@ class Conv(nn.Module):
 def conv(x, kernel, strides, padding):
   """`lax.conv_general_dilated` of x [N, *spatial, C] by kernel [*window, C, F]
   (channels last; `padding` 'SAME', 'VALID' or (low, high) pairs), done as `Conv`
-  says: the kernel clipped to the taps that reach the map, and a matmul where
-  the map has fewer positions than that kernel has taps."""
+  says: the kernel clipped to the taps that reach the map, a matmul where
+  the map has fewer positions than that kernel has taps, and on a CPU a 3-D
+  conv as 2-D ones (`_time_tap_conv`)."""
   spatial, window = x.shape[1:-1], kernel.shape[:-2]
   pads = (lax.padtype_to_pads(spatial, window, strides, padding) if isinstance(padding, str)
           else [tuple(p) for p in padding])
@@ -124,11 +127,33 @@ def conv(x, kernel, strides, padding):
           for (lo, hi), k, (first, last) in zip(pads, window, taps)]
   if math.prod(spatial) < math.prod(kernel.shape[:-2]):
     return _matmul_conv(x, kernel, strides, pads, outs)
-  nd = len(spatial)
+  if len(spatial) == 3 and jax.default_backend() == 'cpu':
+    return _time_tap_conv(x, kernel, strides, pads, outs[0])
+  return _lax_conv(x, kernel, strides, pads)
+
+
+def _lax_conv(x, kernel, strides, pads):
+  """`lax.conv_general_dilated`, channels last, explicit (low, high) pads."""
+  nd = x.ndim - 2
   numbers = lax.ConvDimensionNumbers((0, nd + 1) + tuple(range(1, nd + 1)),
                                      (nd + 1, nd) + tuple(range(nd)),
                                      (0, nd + 1) + tuple(range(1, nd + 1)))
   return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=numbers)
+
+
+def _time_tap_conv(x, kernel, strides, pads, steps):
+  """A 3-D conv of x [N, T, H, W, C] as the sum over the kernel's time taps d of the
+  2-D conv of frames d, d + s, ... (s the time stride; `steps` outputs) by tap d's
+  [H, W] kernel, the frames folded into the batch. XLA:CPU runs the 3-D conv 3-4x
+  slower than this (docs/performance.md, "3-D convs on a CPU")."""
+  n, _, h, w, c = x.shape
+  stride = strides[0]
+  x = jnp.pad(x, ((0, 0), pads[0], (0, 0), (0, 0), (0, 0)))
+  y = 0
+  for d in range(kernel.shape[0]):
+    frames = lax.slice_in_dim(x, d, d + (steps - 1) * stride + 1, stride, axis=1)
+    y += _lax_conv(frames.reshape(n * steps, h, w, c), kernel[d], strides[1:], pads[1:])
+  return y.reshape((n, steps) + y.shape[1:])
 
 
 def _taps(size, k, stride, pads, outs):
