@@ -103,6 +103,17 @@ def test_conv_matches_flax(shape, kernel, strides, padding, use_bias):
                grad(conv), grad(flax_conv))
 
 
+def test_conv_3d_on_a_cpu_is_2d_convs():
+  """A 3 x 3 x 3 conv strided 2 in time: three 2-D convs (one a time tap) of 3 frames each."""
+  x = normal((2, 6, 5, 5, 4))
+  conv = layers.Conv(5, (3, 3, 3), strides=(2, 1, 1))
+  params = conv.init(jax.random.key(1), x)
+  eqns = primitives(lambda x: conv.apply(params, x), x)
+  convs = [e for e in eqns if e.primitive.name == 'conv_general_dilated']
+  assert [e.invars[0].aval.shape for e in convs] == [(2 * 3, 5, 5, 4)] * 3
+  assert [e.invars[1].aval.shape for e in convs] == [(3, 3, 4, 5)] * 3
+
+
 @pytest.mark.parametrize('size, kernel', [(1, (1, 1)), (2, None), (4, (3, 3))])
 def test_conv_on_small_maps_skips_padding(size, kernel):
   """3 x 3 'SAME' on a 1x1 map: a 1x1 conv; on 2x2: a matmul; on 4x4: the conv."""

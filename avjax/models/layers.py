@@ -149,10 +149,10 @@ def _time_tap_conv(x, kernel, strides, pads, steps):
   n, _, h, w, c = x.shape
   stride = strides[0]
   x = jnp.pad(x, ((0, 0), pads[0], (0, 0), (0, 0), (0, 0)))
-  y = 0
-  for d in range(kernel.shape[0]):
-    frames = lax.slice_in_dim(x, d, d + (steps - 1) * stride + 1, stride, axis=1)
-    y += _lax_conv(frames.reshape(n * steps, h, w, c), kernel[d], strides[1:], pads[1:])
+  frames = [lax.slice_in_dim(x, d, d + (steps - 1) * stride + 1, stride, axis=1)
+            for d in range(kernel.shape[0])]
+  y = sum(_lax_conv(f.reshape(n * steps, h, w, c), k, strides[1:], pads[1:])
+          for f, k in zip(frames, kernel))
   return y.reshape((n, steps) + y.shape[1:])
 
 
