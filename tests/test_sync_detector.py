@@ -71,6 +71,21 @@ def test_detector_calls_the_clicks_under_their_flashes_aligned():
   assert not sync_detector.aligned_first(videos, tracks[:, ::-1]).any()
 
 
+def test_detector_at_steps_of_several_frames_sums_motion_and_power_over_each_step():
+  """Against np.corrcoef of each cell's motion summed over 3 intervals a step and the
+  log RMS of the audio over those 3 frames (12 intervals: 4 steps)."""
+  rng = np.random.default_rng(1)
+  video = rng.integers(0, 255, (2, 13, 8, 8, 3), dtype=np.uint8)
+  audio = ops.to_int16(0.1 * rng.normal(size=(2, 2, 13 * SPF)))
+  scores = sync_detector.track_scores(video, audio, grid=4, steps_of=3)
+  motion = sync_detector.cell_motion(video, 4).reshape(2, 4, 3, 16).sum(2)
+  samples = ops.to_float(audio)[..., SPF:13 * SPF].reshape(2, 2, 4, 3 * SPF)
+  envelope = np.log(np.sqrt((samples ** 2).mean(-1)))
+  expected = [[max(np.corrcoef(envelope[n, k], motion[n, :, c])[0, 1] for c in range(16))
+               for k in range(2)] for n in range(2)]
+  np.testing.assert_allclose(scores, expected, rtol=1e-4)
+
+
 def test_detector_tells_aligned_from_shifted_on_scenes_tiny():
   """At the full frame rate, on 8 windows of each of 24 clips: 0.667 when written
   (chance 0.5; the standard error of 192 calls at chance is 0.036)."""

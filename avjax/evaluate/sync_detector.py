@@ -52,17 +52,23 @@ def _standardise(x, axis):
   return np.where(norm > 1e-12, x / np.maximum(norm, 1e-12), 0.0)
 
 
-def track_scores(video, audio, frame_stride=1, grid=8):
+def track_scores(video, audio, frame_stride=1, grid=8, steps_of=1):
   """Frames [N, T, H, W, C], every `frame_stride`-th of a window, and audio tracks
   [N, K, S] of the window (int16 or float) -> [N, K]: each track's best Pearson
-  correlation, over the cells, between its `loudness` and the cell's motion energy."""
-  motion = _standardise(cell_motion(video, grid), axis=1)  # [N, T-1, cells]
-  envelope = _standardise(loudness(audio, video.shape[1], frame_stride), axis=-1)
-  return np.einsum('nkt,ntc->nkc', envelope, motion).max(-1)
+  correlation, over the cells, between its `loudness` and the cell's motion energy,
+  both summed over `steps_of` consecutive frame intervals a step (a coarser time
+  resolution; a last partial step is left out)."""
+  motion = cell_motion(video, grid)  # [N, T-1, cells]
+  n, intervals, cells = motion.shape
+  steps = intervals // steps_of
+  motion = motion[:, :steps * steps_of].reshape(n, steps, steps_of, cells).sum(2)
+  envelope = loudness(audio, steps + 1, frame_stride * steps_of)
+  return np.einsum('nkt,ntc->nkc', _standardise(envelope, axis=-1),
+                   _standardise(motion, axis=1)).max(-1)
 
 
-def aligned_first(video, audio, frame_stride=1, grid=8):
+def aligned_first(video, audio, frame_stride=1, grid=8, steps_of=1):
   """Bool [N]: the detector calls the first of two tracks [N, 2, S] (aligned, shifted)
   aligned: its loudness correlates strictly better with the motion of its best cell."""
-  scores = track_scores(video, audio, frame_stride, grid)
+  scores = track_scores(video, audio, frame_stride, grid, steps_of)
   return scores[:, 0] > scores[:, 1]

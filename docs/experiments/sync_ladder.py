@@ -206,19 +206,10 @@ class Ladder(nn.Module):
 
 
 def coarse_detector(video, audio, grid=4, steps_of=STEPS_OF):
-  """The detector's pair accuracy at a coarser resolution: the motion of a `grid` x `grid`
-  grid's cells and the loudness over the same frame intervals, summed `steps_of`
-  intervals a step (numpy; video uint8 [N, T, H, W, 3], audio int16 [N, 2, S]); the
-  correlators' by default. At `steps_of` 1 and `grid` 8 it is `sync_detector`'s."""
-  motion = sync_detector.cell_motion(video, grid)  # [N, T - 1, grid * grid].
-  n, intervals = motion.shape[:2]
-  steps, span = intervals // steps_of, ops.SAMPLES_PER_FRAME
-  motion = motion[:, :steps * steps_of].reshape(n, steps, steps_of, -1).sum(2)
-  power = (ops.to_float(audio)[..., span:span * (1 + steps * steps_of)] ** 2).reshape(
-      n, 2, steps, -1).mean(-1)
-  envelope = sync_detector._standardise(0.5 * np.log(power + 1e-10), -1)
-  scores = np.einsum('nkt,ntc->nkc', envelope, sync_detector._standardise(motion, 1)).max(-1)
-  return (scores[:, 0] > scores[:, 1]).mean()
+  """The detector's pair accuracy at a coarser resolution (`sync_detector.track_scores`'s
+  `grid` and `steps_of`; video uint8 [N, T, H, W, 3], audio int16 [N, 2, S]); the
+  correlators' by default."""
+  return sync_detector.aligned_first(video, audio, grid=grid, steps_of=steps_of).mean()
 
 
 def detector_resolutions():
