@@ -66,7 +66,7 @@ from avjax.models import fusion
 from avjax.models import layers
 from avjax.tasks import sync
 
-STEPS_OF = 4  # Frames a time step of the correlators (160 ms, the SyncNet's fusion step).
+STEPS_OF = 4  # Frames a time step of the correlators and the ladder's SyncNets (160 ms).
 
 
 def loudness(audio, frames):
@@ -291,9 +291,9 @@ def main(rung, steps, learning_rate, tracks, others, seed):
   if any(kind in rung for kind in ('_prod', '_gate')):
     fusion.Fusion = functools.partial(ProductFusion, gate='_gate' in rung)
   # Owens's network, but for what the rung changes (configs/sync.py's default is the top
-  # of the ladder: `deep_corr_diff`).
+  # of the ladder, `deep_corr_diff`, since fused at steps of 2 frames), at the ladder's steps.
   model = dict(config.model.to_dict(), video_input='frames', fusion_correlate='_corr' in rung,
-               fusion_logit=rung.startswith('deep'))
+               fusion_logit=rung.startswith('deep'), frames_per_step=STEPS_OF)
   net = Ladder(rung, model)
   rng = np.random.default_rng(seed)
   first = task.expand(windows(task, train, rng, 2))
