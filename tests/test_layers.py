@@ -104,7 +104,7 @@ def test_conv_matches_flax(shape, kernel, strides, padding, use_bias):
 
 
 def test_conv_3d_on_a_cpu_is_2d_convs():
-  """A 3 x 3 x 3 conv strided 2 in time: three 2-D convs (one a time tap) of 3 frames each."""
+  """A 3 x 3 x 3 conv strided 2 in time: three 2-D convs (one per time tap) of 3 frames each."""
   x = normal((2, 6, 5, 5, 4))
   conv = layers.Conv(5, (3, 3, 3), strides=(2, 1, 1))
   params = conv.init(jax.random.key(1), x)

@@ -291,7 +291,7 @@ def main(rung, steps, learning_rate, tracks, others, seed):
   if any(kind in rung for kind in ('_prod', '_gate')):
     fusion.Fusion = functools.partial(ProductFusion, gate='_gate' in rung)
   # Owens's network, but for what the rung changes (configs/sync.py's default is the top
-  # of the ladder, `deep_corr_diff`, since fused at steps of 2 frames), at the ladder's steps.
+  # of the ladder: `deep_corr_diff`), at the ladder's steps whatever the config's.
   model = dict(config.model.to_dict(), video_input='frames', fusion_correlate='_corr' in rung,
                fusion_logit=rung.startswith('deep'), frames_per_step=STEPS_OF)
   net = Ladder(rung, model)
