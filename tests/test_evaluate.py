@@ -446,11 +446,11 @@ def test_tiny_sync_suite_writes_results_overlays_and_wavs(data_dir, tmp_path):
                for method in detectors + ('sync_fusion_logit',)}  # The model's fusion_logit.
   expected |= {('pretext by action', method, action, 1.0) for method in ('sync',) + detectors
                for action in scenes.ACTIONS}  # A test clip of each class.
+  cams = [f'{net}{head}{contrast}' for net in ('sync', 'random')
+          for head in ('', '_fusion_logit') for contrast in ('', '_contrast')]
   expected |= {('localisation', method, m, 1.0)
-               for method in ('sync', 'random', 'motion_energy', 'centre_prior',
-                              'sync_fusion_logit', 'random_fusion_logit', 'grid_oracle',
-                              'grid_oracle_fusion_logit', 'sync_contrast', 'random_contrast',
-                              'sync_fusion_logit_contrast', 'random_fusion_logit_contrast')
+               for method in cams + [f'{name}_clip' for name in cams + ['motion_energy']] + [
+                   'motion_energy', 'centre_prior', 'grid_oracle', 'grid_oracle_fusion_logit']
                for m in ('pointing_accuracy', 'pixel_auc', 'frame_auc')}
   expected |= {('action', method, 'accuracy', f) for method in ('sync', 'scratch')
                for f in config.label_fractions}

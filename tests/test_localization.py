@@ -97,6 +97,17 @@ def test_resize_maps_keeps_the_peak_and_constants():
   np.testing.assert_allclose(ramp[0, 0, 0], [0.0, 0.25, 0.75, 1.0])
 
 
+def test_time_mean_repeats_the_clip_mean_at_every_frame():
+  maps = np.random.default_rng(0).random((2, 5, 3, 4)).astype(np.float32)
+  clip = localization.time_mean(maps)
+  assert clip.shape == maps.shape
+  for t in range(5):
+    np.testing.assert_allclose(clip[:, t], maps.sum(axis=1) / 5, rtol=1e-6)
+  moving = np.zeros((4, 1, 4), np.float32)  # A peak moving one column a frame.
+  moving[np.arange(4), 0, np.arange(4)] = [1, 2, 3, 4]
+  assert (localization.time_mean(moving)[:, 0].argmax(axis=-1) == 3).all()  # The loudest.
+
+
 def test_cell_means_average_each_cell_even_when_sizes_do_not_divide():
   rng = np.random.default_rng(0)
   maps = rng.random((2, 4, 6, 8)).astype(np.float32)

@@ -2,7 +2,8 @@
 
 Maps and masks are aligned arrays [..., H, W] (e.g. [clips, T, H, W]); every
 leading index is one frame. A network's coarse class-activation maps are first
-brought to the masks' frames and pixels with `resize_maps`. `score` gives the
+brought to the masks' frames and pixels with `resize_maps`, or first averaged
+over the clip's frames with `time_mean`. `score` gives the
 numbers a suite turns into result rows:
 
 * `pointing_accuracy`: how often a frame's peak pixel lies on the sounding
@@ -47,6 +48,16 @@ def resize_maps(maps, size):
   for axis, n in zip((-3, -2, -1), size):
     out = _linear_axis(out, axis, n)
   return out.astype(np.float32)
+
+
+def time_mean(maps):
+  """Maps [..., T, H, W] averaged over T, repeated at every frame: one map of the clip.
+
+  Of a class activation map, it is the map of the clip's logit (which is the CAM's
+  mean); the paper displays |CAM| averaged over time.
+  """
+  maps = np.asarray(maps, np.float32)
+  return np.broadcast_to(maps.mean(axis=-3, keepdims=True), maps.shape)
 
 
 def cell_means(maps, grid):

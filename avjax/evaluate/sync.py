@@ -19,8 +19,9 @@ the talking heads of `config.separation_data` (avsynth heads, whatever --data).
 2. localisation: on the middle window of each test scene, the class
    activation map of the aligned audio (trained, and a random network as a
    control; conv5's, and the fusion's where the model has `fusion_logit`;
-   each also as a contrast with the map of a shifted track) against
-   `source_mask`, beside a centre prior, motion energy and the masks
+   each also as a contrast with the map of a shifted track; each of these and
+   motion energy also as one map a clip, their mean over the window: `*_clip`)
+   against `source_mask`, beside a centre prior, motion energy and the masks
    at each trained CAM's grid (the oracle a map at that resolution reaches):
    pointing accuracy, pixel AUC and per-frame AUC on the frames the network
    sees; overlay GIFs and localisation.png. Only avsynth scenes have source
@@ -85,6 +86,13 @@ COMPARISONS = ((('sync', 'frozen'), ('random', 'frozen')),  # Localisation.
                 ('random_fusion_logit_contrast', 'frozen')),
                (('sync_fusion_logit_contrast', 'frozen'), ('centre_prior', 'baseline')),
                (('sync_fusion_logit_contrast', 'frozen'), ('motion_energy', 'baseline')),
+               (('sync_fusion_logit_clip', 'frozen'), ('random_fusion_logit_clip', 'frozen')),
+               (('sync_fusion_logit_clip', 'frozen'), ('centre_prior', 'baseline')),
+               (('sync_fusion_logit_clip', 'frozen'), ('motion_energy', 'baseline')),
+               (('sync_fusion_logit_contrast_clip', 'frozen'),
+                ('random_fusion_logit_contrast_clip', 'frozen')),
+               (('sync_fusion_logit_contrast_clip', 'frozen'), ('centre_prior', 'baseline')),
+               (('sync_fusion_logit_contrast_clip', 'frozen'), ('motion_energy', 'baseline')),
                (('sync', 'finetune'), ('scratch', 'finetune')),  # Action.
                (('onoff_sync', 'finetune'), ('onoff', 'finetune')),  # Separation.
                (('onoff_sync', 'finetune'), ('pit', 'finetune')))
@@ -284,8 +292,9 @@ def localisation_rows(config, method, task, params, workdir):
   """Rows of the CAM (trained and random; of the model's `fusion_logit` too, trained
   and random), each also as a contrast with the shifted track's (`*_contrast`: CAM(aligned) -
   CAM(shifted), in which a response to motion that ignores the audio's timing cancels),
-  both baselines, and the masks at each CAM's grid (the oracle `grid_oracle*`); writes
-  overlays."""
+  each of these and motion energy also averaged over the window (`*_clip`: one map a
+  clip, scored on each frame), the centre prior, and the masks at each CAM's grid (the
+  oracle `grid_oracle*`); writes overlays."""
   inputs, seen, full, masks = middle_windows(method)
   stride = method.sync.frame_stride
   first = runs.batches(inputs[:1], 1)[0]  # Network inputs, not a batch of `task.preprocess`.
@@ -301,8 +310,10 @@ def localisation_rows(config, method, task, params, workdir):
   grids.update({f'{name}_contrast': grids[name] - cams(task.net, p, inputs, size, name=head,
                                                        audio='shifted_audio')
                 for name, p, head in readings})
+  grids.update({f'{name}_clip': localization.time_mean(m) for name, m in grids.items()})
   maps = {name: localization.resize_maps(m, seen.shape[1:4]) for name, m in grids.items()}
-  maps.update(motion_energy=np.stack([localization.motion_energy(v)[::stride] for v in full]),
+  motion = np.stack([localization.motion_energy(v)[::stride] for v in full])
+  maps.update(motion_energy=motion, motion_energy_clip=localization.time_mean(motion),
               centre_prior=localization.centre_prior(masks.shape))
   oracles = {oracle: localization.grid_oracle(masks, grids[name].shape[1:])
              for name, oracle in GRID_ORACLES.items() if name in grids}
@@ -449,7 +460,9 @@ def _notes(config, sync_method, left_out):
     notes.append('Localisation scores the middle window of each test scene on the frames '
                  'the network sees; grid_oracle (grid_oracle_fusion_logit) is the true '
                  'mask averaged over the cells of the sync CAM (the fusion logit\'s CAM) and '
-                 'resized as the CAM is: what a perfect map at that resolution scores')
+                 'resized as the CAM is: what a perfect map at that resolution scores; '
+                 '*_clip is a map averaged over the window (of a CAM, the map of the clip\'s '
+                 'logit), scored on each frame')
   if 'separation' in config.methods:
     notes.append('PIT heads are assigned to on/off-screen by the better permutation (oracle)')
   notes += [f'Left out of {task}: {n} of {total} test clips ({why})'
