@@ -76,7 +76,9 @@ from avjax.tasks import sync as sync_task
 APPLICATIONS = ('localisation', 'action', 'separation')
 PRESETS = ('default', 'tiny')
 RUN_DIRS = ('pretrain', 'encoders', 'localisation', 'action', 'separation')  # Under a workdir.
-COMPARISONS = ((('sync', 'frozen'), ('random', 'frozen')),  # Localisation.
+COMPARISONS = ((('sync', 'frozen'), ('detector_seen', 'baseline')),  # Pretext.
+               (('sync', 'frozen'), ('detector_full_rate', 'baseline')),
+               (('sync', 'frozen'), ('random', 'frozen')),  # Localisation.
                (('sync', 'frozen'), ('motion_energy', 'baseline')),
                (('sync_fusion_logit', 'frozen'), ('random_fusion_logit', 'frozen')),
                (('sync_fusion_logit', 'frozen'), ('centre_prior', 'baseline')),
