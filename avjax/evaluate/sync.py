@@ -76,25 +76,25 @@ from avjax.tasks import sync as sync_task
 APPLICATIONS = ('localisation', 'action', 'separation')
 PRESETS = ('default', 'tiny')
 RUN_DIRS = ('pretrain', 'encoders', 'localisation', 'action', 'separation')  # Under a workdir.
+
+
+def _against_baselines(suffix):
+  """The comparisons of the trained network's map `sync{suffix}` with a random network's
+  same map, the centre prior and motion energy."""
+  trained = (f'sync{suffix}', 'frozen')
+  return ((trained, (f'random{suffix}', 'frozen')), (trained, ('centre_prior', 'baseline')),
+          (trained, ('motion_energy', 'baseline')))
+
+
 COMPARISONS = ((('sync', 'frozen'), ('detector_seen', 'baseline')),  # Pretext.
                (('sync', 'frozen'), ('detector_full_rate', 'baseline')),
                (('sync', 'frozen'), ('random', 'frozen')),  # Localisation.
                (('sync', 'frozen'), ('motion_energy', 'baseline')),
-               (('sync_fusion_logit', 'frozen'), ('random_fusion_logit', 'frozen')),
-               (('sync_fusion_logit', 'frozen'), ('centre_prior', 'baseline')),
-               (('sync_fusion_logit', 'frozen'), ('motion_energy', 'baseline')),
+               *_against_baselines('_fusion_logit'),
                (('sync_contrast', 'frozen'), ('random_contrast', 'frozen')),
-               (('sync_fusion_logit_contrast', 'frozen'),
-                ('random_fusion_logit_contrast', 'frozen')),
-               (('sync_fusion_logit_contrast', 'frozen'), ('centre_prior', 'baseline')),
-               (('sync_fusion_logit_contrast', 'frozen'), ('motion_energy', 'baseline')),
-               (('sync_fusion_logit_clip', 'frozen'), ('random_fusion_logit_clip', 'frozen')),
-               (('sync_fusion_logit_clip', 'frozen'), ('centre_prior', 'baseline')),
-               (('sync_fusion_logit_clip', 'frozen'), ('motion_energy', 'baseline')),
-               (('sync_fusion_logit_contrast_clip', 'frozen'),
-                ('random_fusion_logit_contrast_clip', 'frozen')),
-               (('sync_fusion_logit_contrast_clip', 'frozen'), ('centre_prior', 'baseline')),
-               (('sync_fusion_logit_contrast_clip', 'frozen'), ('motion_energy', 'baseline')),
+               *_against_baselines('_fusion_logit_contrast'),
+               *_against_baselines('_fusion_logit_clip'),
+               *_against_baselines('_fusion_logit_contrast_clip'),
                (('sync', 'finetune'), ('scratch', 'finetune')),  # Action.
                (('onoff_sync', 'finetune'), ('onoff', 'finetune')),  # Separation.
                (('onoff_sync', 'finetune'), ('pit', 'finetune')))
